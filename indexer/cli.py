@@ -1,0 +1,83 @@
+"""Command line: ``python -m indexer build|info|models``. A thin adapter over the pipeline."""
+
+import argparse
+import json
+import sys
+
+from search.bundle import Bundle
+from search.model_spec import DEFAULT_MODEL, DEFAULT_PRETRAINED
+from search.errors import SearchError
+
+from .config import BuildConfig, add_arguments, config_from_args
+from .pipeline import build
+
+
+def make_parser():
+    parser = argparse.ArgumentParser(prog="python -m indexer", description="Index a photo collection for search.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("build", help="create or update an index bundle from a photo folder")
+    add_arguments(p, BuildConfig)
+    p.add_argument("--json", action="store_true", help="print one JSON summary object on stdout")
+    p = sub.add_parser("info", help="describe an index bundle")
+    p.add_argument("index", help="bundle folder")
+    p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    sub.add_parser("models", help="list open_clip models and pretrained tags")
+    return parser
+
+
+def main(argv=None):
+    args = make_parser().parse_args(argv)
+    try:
+        if args.command == "build":
+            return cmd_build(args)
+        if args.command == "info":
+            return cmd_info(args)
+        return cmd_models()
+    except SearchError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted: embeddings made so far are saved; run the same command again to resume", file=sys.stderr)
+        return 130
+
+
+def cmd_build(args):
+    summary = build(config_from_args(args, BuildConfig))
+    if args.json:
+        print(json.dumps(summary.to_dict()))
+        return 0
+    print(
+        f"indexed {summary.indexed} images in {summary.index} ({summary.seconds:.1f} s, "
+        f"{summary.images_per_second:.1f} images/s embedded)\n"
+        f"  added {summary.added}, updated {summary.updated}, renamed {summary.renamed}, "
+        f"removed {summary.removed}, unchanged {summary.unchanged}, skipped {len(summary.skipped)}"
+    )
+    for item in summary.skipped:
+        print(f"  skipped {item['path']}: {item['reason']}")
+    return 0
+
+
+def cmd_info(args):
+    bundle = Bundle.open(args.index, use_gpu=False)
+    m = bundle.manifest
+    info = {
+        "index": bundle.path, "root": m.root, "count": m.count, "model": m.model["name"],
+        "pretrained": m.model["pretrained"], "dim": m.dim, "metric": m.metric, "index_type": m.index_type,
+        "bytes": bundle.bytes_on_disk(), "created_at": m.created_at, "updated_at": m.updated_at,
+        "format_version": m.format_version, "generation": m.generation,
+    }
+    if args.json:
+        print(json.dumps(info))
+    else:
+        for key, value in info.items():
+            print(f"{key:>15}: {value}")
+    return 0
+
+
+def cmd_models():
+    import open_clip
+
+    for name, tag in open_clip.list_pretrained():
+        mark = "  (default)" if (name, tag) == (DEFAULT_MODEL, DEFAULT_PRETRAINED) else ""
+        print(f"{name:40} {tag}{mark}")
+    return 0

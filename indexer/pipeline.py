@@ -1,0 +1,250 @@
+"""The build: walk -> decode and preprocess (worker processes) -> embed -> write.
+
+Decoding runs in a pool of worker processes, a bounded number of chunks ahead
+of the encoder, so the model rarely waits and memory stays flat. Embeddings are
+checkpointed as they are made, so a killed build resumes where it stopped.
+"""
+
+import json
+import multiprocessing
+import os
+import sys
+import time
+from collections import deque
+from dataclasses import asdict, dataclass, field
+from itertools import islice
+
+import numpy as np
+from tqdm import tqdm
+
+from search.bundle import Bundle
+from search.bundle_writer import bundle_lock, commit
+from search.errors import ModelMismatchError, SearchError
+from search.manifest import MANIFEST, Manifest
+from search.model_spec import DEFAULT_MODEL, DEFAULT_PRETRAINED
+
+from .checkpoint import Checkpoint
+from .decode import Decoded, decode_many, init_worker
+from .plan import assemble, plan_changes
+from .walk import walk_photos
+
+CHUNK = 8  # files per worker task: fewer round trips, still fine-grained
+
+
+class BuildError(SearchError):
+    code = "build_failed"
+
+
+@dataclass
+class BuildSummary:
+    indexed: int = 0
+    added: int = 0
+    updated: int = 0
+    removed: int = 0
+    renamed: int = 0
+    unchanged: int = 0
+    embedded: int = 0  # images run through the model in this build
+    reused: int = 0  # new or changed files whose embedding was found by content hash
+    skipped: list = field(default_factory=list)  # {"path", "reason"}
+    seconds: float = 0.0
+    images_per_second: float = 0.0
+    index: str = ""
+    model: dict = field(default_factory=dict)
+    stages: dict = field(default_factory=dict)  # seconds spent in each stage
+
+    def to_dict(self):
+        return asdict(self)
+
+
+class _Stages:
+    def __init__(self):
+        self.seconds = {}
+
+    def timed(self, name, start):
+        self.seconds[name] = round(self.seconds.get(name, 0.0) + time.perf_counter() - start, 3)
+
+
+def build(config, progress=None):
+    """Build or update the bundle ``config.index`` from ``config.photos``."""
+    start = time.perf_counter()
+    if not os.path.isdir(config.photos):
+        raise BuildError(f"photo folder not found: {config.photos}")
+    with bundle_lock(config.index):
+        summary = _Build(config, progress).run()
+    summary.seconds = round(time.perf_counter() - start, 3)
+    summary.images_per_second = round(summary.embedded / summary.seconds, 2) if summary.seconds else 0.0
+    return summary
+
+
+class _Build:
+    def __init__(self, config, progress):
+        self.config = config
+        self.progress = sys.stderr.isatty() if progress is None else progress
+        self.stages = _Stages()
+        self.summary = BuildSummary(index=config.index)
+        self.previous = None
+        self.checkpoint = None
+        if os.path.exists(os.path.join(config.index, MANIFEST)):
+            self.previous = Bundle.open(config.index, use_gpu=False)
+
+    def run(self):
+        t = time.perf_counter()
+        files = list(walk_photos(self.config.photos, exclude=[self.config.index],
+                                 include_hidden=self.config.include_hidden))
+        old_records = self.previous.metadata.all() if self.previous else []
+        plan = plan_changes(files, old_records)
+        self.stages.timed("walk", t)
+        if self.previous:
+            self._check_requested_model(self.previous.fingerprint)
+        encoder, read, vectors = None, [], {}
+        if plan.to_read:
+            encoder = self._load_encoder()
+            read, vectors = self._embed(encoder, plan.to_read, old_records)
+        fingerprint = encoder.fingerprint if encoder else self.previous.fingerprint if self.previous else None
+        self.summary.model = {"name": fingerprint.name, "pretrained": fingerprint.pretrained} if fingerprint else {}
+        if self.previous and not plan.to_read and not plan.gone:
+            self.summary.unchanged = self.summary.indexed = len(plan.unchanged)
+            return self._finish()  # nothing changed: no model, no write
+        if fingerprint is None:  # an empty folder and no bundle yet
+            encoder = self._load_encoder()
+            fingerprint = encoder.fingerprint
+            self.summary.model = {"name": fingerprint.name, "pretrained": fingerprint.pretrained}
+        next_id = self.previous.manifest.next_id if self.previous else 0
+        outcome = assemble(plan, read, old_records, next_id)
+        for name, value in outcome.counts.items():
+            setattr(self.summary, name, value)
+        self._write(outcome.records, vectors, old_records, fingerprint)
+        self.summary.indexed = len(outcome.records)
+        return self._finish()
+
+    def _finish(self):
+        self.summary.stages = self.stages.seconds
+        return self.summary
+
+    def _check_requested_model(self, fingerprint):
+        wanted = self.config.model
+        if fingerprint is not None and wanted and wanted != fingerprint.name:
+            raise ModelMismatchError(
+                f"the index at {self.config.index} was built with {fingerprint.describe()}, not {wanted}; "
+                "to change models, build into a new folder with --index"
+            )
+
+    def _load_encoder(self):
+        from search.encoder import load_encoder  # torch and open_clip: only when there is work
+
+        t = time.perf_counter()
+        fp = self.previous.fingerprint if self.previous else None
+        name = self.config.model or (fp.name if fp else DEFAULT_MODEL)
+        pretrained = self.config.pretrained or (fp.pretrained if fp else DEFAULT_PRETRAINED)
+        config = _read_json(self.config.model_config) if self.config.model_config else (fp.config if fp else None)
+        encoder = load_encoder(name, pretrained, device=self.config.device, config=config)
+        if fp is not None:
+            fp.check_same_space(encoder.fingerprint, where=f"the index at {self.config.index}")
+        self.stages.timed("load_model", t)
+        return encoder
+
+    def _embed(self, encoder, files, old_records):
+        """Read every file; embed those whose content is new. Returns (read, vectors by hash)."""
+        checkpoint = Checkpoint(self.config.index)
+        vectors = checkpoint.load(encoder.fingerprint)
+        resumed = {sha: vector for sha, (vector, _) in vectors.items()}
+        known = {r.sha256 for r in old_records} | set(resumed)
+        read, batch = [], []
+        since_checkpoint = 0
+        bar = tqdm(total=len(files), unit="img", disable=not self.progress, file=sys.stderr, smoothing=0.1)
+
+        def flush():
+            nonlocal since_checkpoint
+            t = time.perf_counter()
+            embedded = encoder.encode_images(np.stack([d.pixels for d in batch]))
+            for d, vector in zip(batch, embedded):
+                resumed[d.sha256] = vector
+                checkpoint.add(d.sha256, vector, d.info)
+            self.summary.embedded += len(batch)
+            since_checkpoint += len(batch)
+            batch.clear()
+            self.stages.timed("embed", t)
+            if since_checkpoint >= self.config.checkpoint_every:
+                t = time.perf_counter()
+                checkpoint.flush(encoder.fingerprint)
+                since_checkpoint = 0
+                self.stages.timed("checkpoint", t)
+
+        pending = set()
+        for result in self._decoded(encoder, files):
+            bar.update(1)
+            if not isinstance(result, Decoded):
+                self.summary.skipped.append({"path": result.rel, "reason": result.reason})
+                continue
+            read.append((result.photo, result.sha256, result.info))
+            if result.sha256 in known or result.sha256 in pending:
+                self.summary.reused += 1
+                continue
+            pending.add(result.sha256)
+            batch.append(result)
+            if len(batch) >= self.config.batch_size:
+                flush()
+        if batch:
+            flush()
+        checkpoint.flush(encoder.fingerprint)
+        bar.close()
+        self.checkpoint = checkpoint
+        return read, resumed
+
+    def _decoded(self, encoder, files):
+        """Decode results in file order, produced by workers ahead of the consumer."""
+        initargs = (encoder.preprocess, self.config.max_pixels, encoder.image_size)
+        chunks = (files[i:i + CHUNK] for i in range(0, len(files), CHUNK))
+        if self.config.workers == 0:
+            init_worker(*initargs, threads=os.cpu_count() or 1)
+            for chunk in chunks:
+                t = time.perf_counter()
+                results = decode_many(chunk)
+                self.stages.timed("decode", t)
+                yield from results
+            return
+        # fork starts workers at once (as torch's DataLoader does); spawn would
+        # re-import torch and open_clip in each, several seconds.
+        context = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
+        with context.Pool(self.config.workers, initializer=init_worker, initargs=initargs) as pool:
+            window = deque(pool.apply_async(decode_many, (c,)) for c in islice(chunks, 4 * self.config.workers))
+            while window:
+                t = time.perf_counter()
+                results = window.popleft().get()
+                self.stages.timed("wait_for_decode", t)
+                nxt = next(chunks, None)
+                if nxt is not None:
+                    window.append(pool.apply_async(decode_many, (nxt,)))
+                yield from results
+
+    def _write(self, records, new_vectors, old_records, fingerprint):
+        t = time.perf_counter()
+        old_rows = {}
+        if self.previous is not None:
+            for row, r in enumerate(old_records):
+                old_rows.setdefault(r.sha256, row)
+        dim = fingerprint.dim
+        out = np.empty((len(records), dim), np.float32)
+        for i, r in enumerate(records):
+            vector = new_vectors.get(r.sha256)
+            out[i] = vector if vector is not None else self.previous.vectors[old_rows[r.sha256]]
+        manifest = self.previous.manifest if self.previous else Manifest(
+            model=fingerprint.to_dict(), dim=dim, root=self.config.photos)
+        manifest.root = self.config.photos
+        try:
+            commit(self.config.index, manifest, records, out)
+        except OSError as e:
+            raise BuildError(
+                f"cannot write the index to {self.config.index}: {e.strerror or e}; the previous index is unchanged"
+            ) from e
+        if self.checkpoint is not None:
+            self.checkpoint.clear()
+        self.stages.timed("write", t)
+
+
+def _read_json(path):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError) as e:
+        raise BuildError(f"cannot read model config {path}: {e}") from e

@@ -1,0 +1,71 @@
+"""Deciding what a build must do, from the files found and the previous bundle.
+
+Size and mtime decide first (no reading); for files that changed, the content
+hash decides: a known hash is reused (moved, renamed or duplicated files are
+never embedded twice), an unknown one is embedded.
+"""
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from search.metadata import ImageRecord
+
+
+@dataclass
+class Plan:
+    unchanged: list  # ImageRecord, stat-equal to the file found: kept as they are
+    to_read: list  # PhotoFile, new or with another size or mtime
+    gone: list  # ImageRecord whose path was not found
+
+
+def plan_changes(files, previous):
+    """Split ``files`` (PhotoFile) against ``previous`` records."""
+    by_path = {r.path: r for r in previous}
+    unchanged, to_read, seen = [], [], set()
+    for f in files:
+        seen.add(f.rel)
+        old = by_path.get(f.rel)
+        if old is not None and old.size == f.size and old.mtime_ns == f.mtime_ns:
+            unchanged.append(old)
+        else:
+            to_read.append(f)
+    gone = [r for r in previous if r.path not in seen]
+    return Plan(unchanged, to_read, gone)
+
+
+@dataclass
+class Outcome:
+    records: list  # the new bundle's ImageRecords, sorted by id
+    counts: dict = field(default_factory=dict)
+
+
+def assemble(plan, read, previous, next_id):
+    """Give every file read an id, and count what changed.
+
+    ``read`` holds ``(PhotoFile, sha256, ImageInfo)`` for each file read and
+    decoded, ``previous`` the old records. Renames keep their old id, edits of a
+    path keep that path's id, everything else gets a fresh id.
+    """
+    by_path = {r.path: r for r in previous}
+    gone_by_hash = defaultdict(list)
+    for r in plan.gone:
+        gone_by_hash[r.sha256].append(r)
+    counts = dict(added=0, updated=0, removed=0, renamed=0, unchanged=len(plan.unchanged))
+    records = list(plan.unchanged)
+    for photo, sha, info in sorted(read, key=lambda t: t[0].rel):
+        old = by_path.get(photo.rel)
+        if old is not None:
+            image_id = old.id
+            counts["unchanged" if old.sha256 == sha else "updated"] += 1
+        elif gone_by_hash[sha]:
+            image_id = gone_by_hash[sha].pop(0).id
+            counts["renamed"] += 1
+        else:
+            image_id, next_id = next_id, next_id + 1
+            counts["added"] += 1
+        records.append(ImageRecord(image_id, photo.rel, photo.size, photo.mtime_ns, sha,
+                                   info.width, info.height, info.taken_at, info.camera))
+    kept = {r.id for r in records}
+    counts["removed"] = sum(1 for r in previous if r.id not in kept)
+    records.sort(key=lambda r: r.id)
+    return Outcome(records, counts)

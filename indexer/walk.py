@@ -1,0 +1,54 @@
+"""Finding the photos under a folder: the first stage of the pipeline."""
+
+import os
+import stat
+from dataclasses import dataclass
+
+from search.images import is_image_path
+
+
+@dataclass(frozen=True)
+class PhotoFile:
+    path: str  # absolute
+    rel: str  # relative to the photo root, '/' separated: the key in the bundle
+    size: int
+    mtime_ns: int
+
+
+def walk_photos(root, exclude=(), include_hidden=False):
+    """Yield every image file under ``root``, sorted, following symlinks once.
+
+    Folders in ``exclude`` (the bundle, a thumbnail cache) are never entered.
+    Symlinked folders are followed, but a folder already seen (by device and
+    inode) is not entered again, so link cycles end.
+    """
+    root = os.path.abspath(root)
+    skip = {os.path.realpath(p) for p in exclude}
+    seen = set()
+
+    def visit(folder, rel_folder):
+        try:
+            info = os.stat(folder)
+        except OSError:
+            return
+        if (info.st_dev, info.st_ino) in seen or os.path.realpath(folder) in skip:
+            return
+        seen.add((info.st_dev, info.st_ino))
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError:
+            return  # an unreadable folder holds nothing we can index
+        for entry in entries:
+            if not include_hidden and entry.name.startswith("."):
+                continue
+            rel = f"{rel_folder}/{entry.name}" if rel_folder else entry.name
+            try:
+                st = entry.stat()  # follows symlinks
+            except OSError:
+                continue  # dangling link or vanished file
+            if stat.S_ISDIR(st.st_mode):
+                yield from visit(entry.path, rel)
+            elif stat.S_ISREG(st.st_mode) and is_image_path(entry.name):
+                yield PhotoFile(entry.path, rel, st.st_size, st.st_mtime_ns)
+
+    yield from visit(root, "")

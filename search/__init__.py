@@ -1,0 +1,33 @@
+"""The search library: encoder, index bundle and ranking.
+
+Typical use::
+
+    from search import Searcher
+    searcher = Searcher.open("photos/.photoindex")
+    for result in searcher.search_text("a dog on a beach", k=10).results:
+        print(result.score, result.path)
+
+Names are imported on first use: opening a bundle does not load torch or
+open_clip (several seconds), only encoding does.
+"""
+
+import importlib
+
+_EXPORTS = {
+    "Bundle": "bundle", "Result": "bundle", "SearchPage": "bundle",
+    "Encoder": "encoder", "load_encoder": "encoder",
+    "DEFAULT_MODEL": "model_spec", "DEFAULT_PRETRAINED": "model_spec", "ModelFingerprint": "model_spec",
+    "BundleError": "errors", "BundleLockedError": "errors", "ImageError": "errors",
+    "ImageTooLargeError": "errors", "InvalidArgumentError": "errors", "ModelLoadError": "errors",
+    "ModelMismatchError": "errors", "SearchError": "errors", "UnknownIdError": "errors",
+    "WeightsUnavailableError": "errors",
+    "IMAGE_EXTENSIONS": "images", "load_image": "images",
+    "QueryTerm": "searcher", "Searcher": "searcher",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'search' has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)

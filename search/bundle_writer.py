@@ -1,0 +1,97 @@
+"""Committing a new generation of an index bundle, atomically.
+
+Files go into ``gen-N.tmp``, are fsynced, the folder is renamed to ``gen-N``,
+and only then does ``manifest.json`` switch to it. A crash at any moment leaves
+the previous manifest naming a complete previous generation. One generation
+before the live one is kept for readers that are still opening it.
+"""
+
+import fcntl
+import os
+import shutil
+from contextlib import contextmanager
+from dataclasses import replace
+
+import numpy as np
+
+from . import ann
+from .bundle import IDS_FILE, METADATA_FILE, VECTORS_FILE
+from .errors import BundleLockedError
+from .manifest import fsync_dir, generation_dir_name, utcnow, write_manifest
+from .metadata import write_metadata
+
+LOCK_FILE = ".lock"
+KEEP_GENERATIONS = 2
+
+
+@contextmanager
+def bundle_lock(bundle_dir):
+    """Hold the bundle's writer lock; a second writer is refused at once."""
+    os.makedirs(bundle_dir, exist_ok=True)
+    fd = os.open(os.path.join(bundle_dir, LOCK_FILE), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "another process"
+            raise BundleLockedError(
+                f"another build is writing {bundle_dir} (pid {holder}); wait for it to finish"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock, also when the process dies
+
+
+def commit(bundle_dir, manifest, records, vectors, index_type="Flat"):
+    """Write ``records`` (sorted by id) and their ``vectors`` as the next generation.
+
+    ``manifest`` is the previous one (or a fresh one); returns the new manifest.
+    """
+    ids = np.fromiter((r.id for r in records), dtype=np.int64, count=len(records))
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32).reshape(len(records), manifest.dim)
+    if len(ids) > 1 and np.any(np.diff(ids) <= 0):
+        raise ValueError("records must be sorted by id, without repeats")
+    new = replace(
+        manifest,
+        generation=manifest.generation + 1,
+        count=len(records),
+        next_id=max(manifest.next_id, int(ids[-1]) + 1 if len(ids) else 0),
+        index_type=index_type,
+        updated_at=utcnow(),
+    )
+    final = os.path.join(bundle_dir, new.generation_dir)
+    tmp = final + ".tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    os.makedirs(tmp)
+    _save_npy(os.path.join(tmp, IDS_FILE), ids)
+    _save_npy(os.path.join(tmp, VECTORS_FILE), vectors)
+    write_metadata(os.path.join(tmp, METADATA_FILE), records)
+    ann.save_index(ann.build_index(ids, vectors, index_type), os.path.join(tmp, ann.INDEX_FILE))
+    for name in os.listdir(tmp):
+        _fsync_file(os.path.join(tmp, name))
+    fsync_dir(tmp)
+    shutil.rmtree(final, ignore_errors=True)  # left by a crash after the rename, before the manifest
+    os.rename(tmp, final)
+    fsync_dir(bundle_dir)
+    write_manifest(bundle_dir, new)
+    remove_stale_generations(bundle_dir, new.generation)
+    return new
+
+
+def remove_stale_generations(bundle_dir, live_generation):
+    keep = {generation_dir_name(g) for g in range(live_generation - KEEP_GENERATIONS + 1, live_generation + 1)}
+    for name in os.listdir(bundle_dir):
+        if name.startswith("gen-") and name not in keep:
+            shutil.rmtree(os.path.join(bundle_dir, name), ignore_errors=True)
+
+
+def _save_npy(path, array):
+    with open(path, "wb") as f:
+        np.save(f, array)
+
+
+def _fsync_file(path):
+    with open(path, "rb") as f:
+        os.fsync(f.fileno())

@@ -1,0 +1,145 @@
+"""Decoding photos into RGB PIL images, safely and cheaply.
+
+Used by the indexer's workers and by the service for query images, so both
+see an image exactly the same way (orientation, colour mode, size limits).
+"""
+
+import io
+import os
+import struct
+import warnings
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+from PIL import ExifTags, Image, ImageFile, ImageOps, UnidentifiedImageError
+
+from .errors import ImageError, ImageTooLargeError
+
+try:  # HEIC/HEIF/AVIF support is optional
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
+    HEIF_EXTENSIONS = {".heic", ".heif", ".avif"}
+except ImportError:  # pragma: no cover - depends on the environment
+    HEIF_EXTENSIONS = set()
+
+IMAGE_EXTENSIONS = frozenset(
+    {".jpg", ".jpeg", ".jpe", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"} | HEIF_EXTENSIONS
+)
+DEFAULT_MAX_PIXELS = 100_000_000  # 100 MP: above any phone or DSLR, below a pixel bomb
+
+# We enforce our own pixel limit before decoding; Pillow's global one would
+# otherwise warn or raise at its own threshold.
+Image.MAX_IMAGE_PIXELS = None
+ImageFile.LOAD_TRUNCATED_IMAGES = False
+
+_EXIF_DATETIME = (ExifTags.Base.DateTimeOriginal, ExifTags.Base.DateTimeDigitized)
+
+
+@dataclass
+class ImageInfo:
+    width: int  # after EXIF orientation, at full resolution
+    height: int
+    taken_at: str | None = None  # ISO 8601, from EXIF, when present
+    camera: str | None = None
+
+
+def is_image_path(path):
+    return os.path.splitext(str(path))[1].lower() in IMAGE_EXTENSIONS
+
+
+def load_image(source, max_pixels=DEFAULT_MAX_PIXELS, min_size=None):
+    """Open ``source`` (path, bytes, file object or PIL image) as an RGB image.
+
+    ``min_size`` lets JPEG decode at 1/2, 1/4 or 1/8 scale as long as both sides
+    stay at least that many pixels: far faster than a full decode, and the
+    model resizes down to its input size anyway.
+    Returns ``(image, ImageInfo)``; raises :class:`ImageError` with a reason.
+    """
+    if isinstance(source, Image.Image):
+        img = source
+    else:
+        if isinstance(source, (bytes, bytearray, memoryview)):
+            if len(source) == 0:
+                raise ImageError("empty file", reason="empty")
+            source = io.BytesIO(source)
+        try:
+            img = Image.open(source)
+        except UnidentifiedImageError as e:
+            raise ImageError("not a recognised image format", reason="not_an_image") from e
+        except (OSError, ValueError, SyntaxError) as e:
+            raise ImageError(f"cannot open image: {e}", reason="corrupt") from e
+    try:
+        return _decode(img, max_pixels, min_size)
+    except ImageError:
+        raise
+    except (OSError, ValueError, SyntaxError, EOFError, IndexError, TypeError, struct.error) as e:
+        raise ImageError(f"cannot decode image: {e}", reason="corrupt") from e
+
+
+def _decode(img, max_pixels, min_size):
+    width, height = img.size
+    if width <= 0 or height <= 0:
+        raise ImageError("image has no pixels", reason="corrupt")
+    if max_pixels and width * height > max_pixels:
+        raise ImageTooLargeError(
+            f"{width}x{height} = {width * height / 1e6:.0f} MP is over the limit of {max_pixels / 1e6:.0f} MP"
+        )
+    exif = img.getexif()
+    info = ImageInfo(width, height, _taken_at(exif), _camera(exif))
+    if ExifTags.Base.Orientation in exif and exif[ExifTags.Base.Orientation] in (5, 6, 7, 8):
+        info.width, info.height = height, width
+    if min_size and img.format == "JPEG":
+        img.draft("RGB", (min_size, min_size))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # e.g. "palette images with transparency"
+        img.load()
+        img = ImageOps.exif_transpose(img)
+        return _to_rgb(img), info
+
+
+def _to_rgb(img):
+    """Convert every Pillow mode to 8-bit RGB, flattening alpha onto white."""
+    if img.mode == "RGB":
+        return img
+    if img.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
+        arr = np.asarray(img, dtype=np.float64)
+        top = 65535.0 if arr.max(initial=0) > 255 else 255.0
+        arr = np.clip(arr * (255.0 / top), 0, 255).astype(np.uint8)
+        return Image.fromarray(arr, "L").convert("RGB")
+    if img.mode == "P":
+        img = img.convert("RGBA")
+    if img.mode in ("RGBA", "LA", "PA", "La", "RGBa"):
+        img = img.convert("RGBA")
+        background = Image.new("RGBA", img.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, img).convert("RGB")
+    return img.convert("RGB")  # L, 1, CMYK, YCbCr, LAB, HSV
+
+
+def _taken_at(exif):
+    sub = exif.get_ifd(ExifTags.IFD.Exif) if exif else {}
+    for tag in _EXIF_DATETIME:
+        value = sub.get(tag)
+        if value:
+            try:
+                return datetime.strptime(str(value).strip("\x00 "), "%Y:%m:%d %H:%M:%S").isoformat()
+            except ValueError:
+                continue
+    value = exif.get(ExifTags.Base.DateTime) if exif else None
+    if value:
+        try:
+            return datetime.strptime(str(value).strip("\x00 "), "%Y:%m:%d %H:%M:%S").isoformat()
+        except ValueError:
+            return None
+    return None
+
+
+def _camera(exif):
+    if not exif:
+        return None
+    make = str(exif.get(ExifTags.Base.Make, "")).strip("\x00 ")
+    model = str(exif.get(ExifTags.Base.Model, "")).strip("\x00 ")
+    if model.startswith(make):
+        make = ""
+    return " ".join(p for p in (make, model) if p) or None

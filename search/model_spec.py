@@ -1,0 +1,68 @@
+"""What identifies a model and its embedding space, without loading it.
+
+Kept free of torch and open_clip so that opening a bundle (and a no-op
+rebuild) stays fast.
+"""
+
+import hashlib
+from dataclasses import dataclass, field
+
+from .errors import ModelMismatchError
+
+# ViT-B-32 is the cheapest ViT in open_clip's zoo (8.8 image GFLOPs); the LAION-2B
+# weights have its best text-to-image retrieval (README: "Choosing a model").
+DEFAULT_MODEL = "ViT-B-32"
+DEFAULT_PRETRAINED = "laion2b_s34b_b79k"
+DEVICES = ("auto", "cpu", "cuda")
+_CHECKPOINT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".npz", ".ckpt")
+
+
+@dataclass(frozen=True)
+class ModelFingerprint:
+    """What identifies a model's embedding space; stored in every bundle."""
+
+    name: str
+    pretrained: str | None
+    dim: int
+    checkpoint_sha256: str | None = None
+    config: dict | None = field(default=None, compare=False)  # architecture, so bundles are self-describing
+
+    def to_dict(self):
+        return {
+            "name": self.name,
+            "pretrained": self.pretrained,
+            "dim": self.dim,
+            "checkpoint_sha256": self.checkpoint_sha256,
+            "config": self.config,
+        }
+
+    @classmethod
+    def from_dict(cls, d):
+        return cls(d["name"], d.get("pretrained"), int(d["dim"]), d.get("checkpoint_sha256"), d.get("config"))
+
+    def describe(self):
+        weights = self.pretrained if not self.checkpoint_sha256 else f"{self.pretrained} (sha256 {self.checkpoint_sha256[:12]})"
+        return f"{self.name} / {weights} / dim {self.dim}"
+
+    def same_space(self, other):
+        """True when vectors of ``self`` and ``other`` can be compared."""
+        if self.name != other.name or self.dim != other.dim:
+            return False
+        if self.checkpoint_sha256 and other.checkpoint_sha256:
+            return self.checkpoint_sha256 == other.checkpoint_sha256
+        return self.pretrained == other.pretrained
+
+    def check_same_space(self, other, where="the bundle"):
+        if not self.same_space(other):
+            raise ModelMismatchError(
+                f"{where} was built with {self.describe()}, but the model in use is {other.describe()}; "
+                f"use the same model (--model {self.name} --pretrained {self.pretrained}) or build a new index"
+            )
+
+
+def file_sha256(path, chunk=1 << 20):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()

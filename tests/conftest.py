@@ -1,0 +1,49 @@
+"""Shared fixtures: a tiny random-weight open_clip model, its encoder, photos.
+
+The tiny architecture is registered with open_clip from a JSON config and its
+seeded random weights are saved to a checkpoint file, so every test goes
+through the real checkpoint-file loading path, offline, in well under a second.
+"""
+
+import json
+
+import open_clip
+import pytest
+import torch
+
+from search.encoder import load_encoder
+
+TINY_MODEL = "tiny-test"
+TINY_CONFIG = {
+    "embed_dim": 32,
+    "vision_cfg": {"image_size": 32, "layers": 2, "width": 64, "patch_size": 8, "head_width": 32},
+    "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2},
+}
+
+
+@pytest.fixture(scope="session")
+def tiny_config_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("model") / f"{TINY_MODEL}.json"
+    path.write_text(json.dumps(TINY_CONFIG))
+    open_clip.add_model_config(str(path))
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tiny_config_file):
+    torch.manual_seed(0)
+    model = open_clip.create_model(TINY_MODEL)
+    path = tiny_config_file.parent / "tiny.pt"
+    torch.save(model.state_dict(), path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def encoder(tiny_checkpoint):
+    return load_encoder(TINY_MODEL, str(tiny_checkpoint), device="cpu")
+
+
+@pytest.fixture(scope="session")
+def model_args(tiny_config_file, tiny_checkpoint):
+    """CLI arguments that select the tiny model (also in a subprocess)."""
+    return ["--model", TINY_MODEL, "--model-config", str(tiny_config_file), "--pretrained", str(tiny_checkpoint)]
