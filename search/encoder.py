@@ -21,6 +21,8 @@ from .errors import InvalidArgumentError, ModelLoadError, WeightsUnavailableErro
 from .images import load_image
 from .model_spec import DEFAULT_MODEL, DEFAULT_PRETRAINED, DEVICES, ModelFingerprint, file_sha256
 
+_CHECKPOINT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".npz", ".ckpt")
+
 def resolve_device(device="auto"):
     if device not in DEVICES:
         raise InvalidArgumentError(f"unknown device {device!r}; choose one of {', '.join(DEVICES)}")
@@ -133,7 +135,7 @@ def load_encoder(name=DEFAULT_MODEL, pretrained=DEFAULT_PRETRAINED, device="auto
         if pretrained and "download" in str(e).lower():
             raise _weights_unavailable(name, pretrained, e) from e
         raise ModelLoadError(f"cannot load model {name!r} with weights {pretrained!r}: {e}") from e
-    except (OSError, ValueError, KeyError) as e:
+    except (OSError, ValueError, KeyError, AssertionError) as e:  # open_clip asserts on shape mismatches
         raise ModelLoadError(f"cannot load model {name!r} with weights {pretrained!r}: {e}") from e
     tokenizer = open_clip.get_tokenizer(name)
     with torch.inference_mode():

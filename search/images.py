@@ -58,23 +58,31 @@ def load_image(source, max_pixels=DEFAULT_MAX_PIXELS, min_size=None):
     Returns ``(image, ImageInfo)``; raises :class:`ImageError` with a reason.
     """
     if isinstance(source, Image.Image):
-        img = source
-    else:
-        if isinstance(source, (bytes, bytearray, memoryview)):
-            if len(source) == 0:
-                raise ImageError("empty file", reason="empty")
-            source = io.BytesIO(source)
-        try:
-            img = Image.open(source)
-        except UnidentifiedImageError as e:
-            raise ImageError("not a recognised image format", reason="not_an_image") from e
-        except (OSError, ValueError, SyntaxError) as e:
-            raise ImageError(f"cannot open image: {e}", reason="corrupt") from e
+        return _decode_safely(source, max_pixels, min_size)
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        if len(source) == 0:
+            raise ImageError("empty file", reason="empty")
+        source = io.BytesIO(source)
     try:
-        return _decode(img, max_pixels, min_size)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            img = Image.open(source)
+    except UnidentifiedImageError as e:
+        raise ImageError("not a recognised image format", reason="not_an_image") from e
+    except (OSError, ValueError, SyntaxError) as e:
+        raise ImageError(f"cannot open image: {e}", reason="corrupt") from e
+    with img:  # closes the file; decoded pixels stay in the new image
+        return _decode_safely(img, max_pixels, min_size)
+
+
+def _decode_safely(img, max_pixels, min_size):
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # corrupt EXIF, palette transparency: not worth failing for
+            return _decode(img, max_pixels, min_size)
     except ImageError:
         raise
-    except (OSError, ValueError, SyntaxError, EOFError, IndexError, TypeError, struct.error) as e:
+    except (OSError, ValueError, SyntaxError, EOFError, IndexError, TypeError, KeyError, struct.error) as e:
         raise ImageError(f"cannot decode image: {e}", reason="corrupt") from e
 
 
@@ -92,11 +100,9 @@ def _decode(img, max_pixels, min_size):
         info.width, info.height = height, width
     if min_size and img.format == "JPEG":
         img.draft("RGB", (min_size, min_size))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # e.g. "palette images with transparency"
-        img.load()
-        img = ImageOps.exif_transpose(img)
-        return _to_rgb(img), info
+    img.load()
+    rgb = _to_rgb(ImageOps.exif_transpose(img))
+    return (rgb.copy() if rgb is img else rgb), info
 
 
 def _to_rgb(img):

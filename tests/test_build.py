@@ -1,0 +1,224 @@
+"""Building and updating bundles through the pipeline, with the tiny model."""
+
+import io
+import os
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from indexer import BuildConfig, BuildError, build
+from indexer import decode, pipeline
+from indexer.checkpoint import Checkpoint
+from search.bundle import Bundle
+from search.errors import BundleLockedError, ModelMismatchError
+from search.searcher import Searcher
+from tests.conftest import TINY_MODEL
+from tests.photos import make_image, make_photo_tree, save_image
+
+FORMATS = (".jpg", ".png", ".webp", ".gif", ".bmp", ".tif", ".JPEG", ".TIFF")
+
+
+@pytest.fixture
+def make_config(tiny_config_file, tiny_checkpoint, tmp_path):
+    def make(photos, **overrides):
+        settings = dict(photos=str(photos), index=str(tmp_path / "index"), model=TINY_MODEL,
+                        model_config=str(tiny_config_file), pretrained=str(tiny_checkpoint), workers=0,
+                        batch_size=8, progress=False)
+        settings.update(overrides)
+        progress = settings.pop("progress")
+        return lambda: build(BuildConfig(**settings), progress=progress)
+    return make
+
+
+def add_broken_files(root):
+    """One of each kind of bad file; returns {relative path: reason prefix}."""
+    (root / "broken").mkdir(parents=True, exist_ok=True)
+    (root / "broken" / "empty.jpg").write_bytes(b"")
+    (root / "broken" / "text.png").write_text("not an image")
+    good = save_image(root / "broken" / "whole.jpg", 77, (200, 150)).read_bytes()
+    (root / "broken" / "whole.jpg").unlink()
+    (root / "broken" / "truncated.jpg").write_bytes(good[: len(good) // 2])
+    buf = io.BytesIO()
+    Image.new("L", (12000, 12000)).save(buf, "PNG")
+    (root / "broken" / "bomb.png").write_bytes(buf.getvalue())
+    return {"broken/empty.jpg": "empty", "broken/text.png": "not_an_image",
+            "broken/truncated.jpg": "corrupt", "broken/bomb.png": "too_many_pixels"}
+
+
+def test_mixed_folder_every_valid_image_once_every_broken_one_reported(tmp_path, make_config):
+    photos = tmp_path / "photos"
+    good = make_photo_tree(photos, 24, exts=FORMATS)
+    expected_bad = add_broken_files(photos)
+    save_image(photos / ".hidden" / "secret.jpg", 500)
+    summary = make_config(photos, max_pixels=100_000_000)()
+    assert summary.indexed == summary.added == summary.embedded == len(good)
+    reasons = {s["path"]: s["reason"] for s in summary.skipped}
+    assert set(reasons) == set(expected_bad)
+    for path, prefix in expected_bad.items():
+        assert reasons[path].startswith(prefix), reasons[path]
+    bundle = Bundle.open(tmp_path / "index")
+    paths = sorted(r.path for r in bundle.metadata.all())
+    assert paths == sorted(str(p.relative_to(photos)) for p in good)
+    assert len(set(r.sha256 for r in bundle.metadata.all())) == len(good)
+
+
+def test_second_run_embeds_nothing_and_loads_no_model(tmp_path, make_config, monkeypatch):
+    photos = tmp_path / "photos"
+    make_photo_tree(photos, 12)
+    make_config(photos)()
+    monkeypatch.setattr(pipeline._Build, "_load_encoder", lambda self: pytest.fail("model loaded"))
+    summary = make_config(photos)()
+    assert (summary.unchanged, summary.embedded, summary.added, summary.removed) == (12, 0, 0, 0)
+
+
+def test_incremental_counts_are_exact(tmp_path, make_config):
+    photos = tmp_path / "photos"
+    paths = make_photo_tree(photos, 20)
+    make_config(photos)()
+    before = {r.path: r for r in Bundle.open(tmp_path / "index").metadata.all()}
+    save_image(photos / "new1.jpg", 9001)                                     # added
+    save_image(photos / "new2.png", 9002)                                     # added
+    save_image(paths[0], 9003)                                                # updated (same path, new content)
+    os.utime(paths[1], ns=(1, 1))                                             # touched: unchanged
+    paths[2].rename(photos / "renamed.webp")                                  # renamed
+    shutil.copy(paths[3], photos / f"copy_of_3{paths[3].suffix}")           # duplicate: added, not embedded
+    paths[4].unlink()                                                         # removed
+    paths[5].unlink()                                                         # removed
+    summary = make_config(photos)()
+    counts = {k: getattr(summary, k) for k in ("added", "updated", "renamed", "removed", "unchanged", "embedded")}
+    assert counts == dict(added=3, updated=1, renamed=1, removed=2, unchanged=16, embedded=3)
+    assert summary.indexed == 20 + 3 - 2
+    after = {r.path: r for r in Bundle.open(tmp_path / "index").metadata.all()}
+    assert after["renamed.webp"].id == before[str(paths[2].relative_to(photos))].id  # a rename keeps its id
+    assert after[str(paths[0].relative_to(photos))].id == before[str(paths[0].relative_to(photos))].id
+    assert max(before[p].id for p in before) < after["new1.jpg"].id
+
+
+def test_stored_vectors_equal_the_encoder_and_text_ranking_is_brute_force(tmp_path, make_config, encoder):
+    photos = tmp_path / "photos"
+    paths = make_photo_tree(photos, 15, exts=(".png",))
+    make_config(photos)()
+    searcher = Searcher.open(str(tmp_path / "index"), device="cpu")
+    bundle = searcher.bundle
+    for record in bundle.metadata.all()[:5]:
+        expected = encoder.encode_images([Image.open(photos / record.path).convert("RGB")])[0]
+        assert float(bundle.vector(record.id) @ expected) >= 0.999
+    query = encoder.encode_texts(["a photo of a red square"])[0]
+    page = searcher.search_text("a photo of a red square", k=10)
+    order = np.argsort(-(np.asarray(bundle.vectors) @ query), kind="stable")[:10]
+    assert [r.id for r in page.results] == bundle.ids[order].tolist()
+    assert page.total == len(paths)
+
+
+def test_worker_processes_give_the_same_vectors(tmp_path, make_config):
+    photos = tmp_path / "photos"
+    make_photo_tree(photos, 10)
+    make_config(photos, index=str(tmp_path / "inline"))()
+    make_config(photos, index=str(tmp_path / "pooled"), workers=2)()
+    a, b = Bundle.open(tmp_path / "inline"), Bundle.open(tmp_path / "pooled")
+    np.testing.assert_allclose(a.vectors, b.vectors, atol=1e-5)
+
+
+def test_unreadable_and_vanishing_files_are_skipped(tmp_path, make_config, monkeypatch):
+    photos = tmp_path / "photos"
+    paths = make_photo_tree(photos, 6)
+    real_open = open
+
+    def flaky_open(path, *args, **kwargs):
+        if str(path) == str(paths[0]):
+            raise PermissionError(13, "Permission denied")
+        if str(path) == str(paths[1]):
+            raise FileNotFoundError(2, "No such file")
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(decode, "open", flaky_open, raising=False)
+    summary = make_config(photos)()
+    reasons = {s["path"]: s["reason"] for s in summary.skipped}
+    assert reasons[str(paths[0].relative_to(photos))].startswith("unreadable")
+    assert reasons[str(paths[1].relative_to(photos))].startswith("vanished")
+    assert summary.indexed == 4
+
+
+def test_interrupted_build_resumes_without_re_embedding(tmp_path, make_config, monkeypatch):
+    photos = tmp_path / "photos"
+    make_photo_tree(photos, 40)
+    real_load = pipeline._Build._load_encoder
+
+    def load_encoder_that_dies_on_third_batch(self):
+        encoder = real_load(self)
+        real_encode, calls = encoder.encode_images, []
+
+        def encode(batch):
+            calls.append(1)
+            if len(calls) == 3:
+                raise KeyboardInterrupt  # as if the user pressed Ctrl-C
+            return real_encode(batch)
+
+        encoder.encode_images = encode
+        return encoder
+
+    monkeypatch.setattr(pipeline._Build, "_load_encoder", load_encoder_that_dies_on_third_batch)
+    with pytest.raises(KeyboardInterrupt):
+        make_config(photos, checkpoint_every=8)()
+    monkeypatch.setattr(pipeline._Build, "_load_encoder", real_load)
+    assert not os.path.exists(tmp_path / "index" / "manifest.json")
+    summary = make_config(photos)()
+    assert summary.embedded == 40 - 16 and summary.reused == 16 and summary.indexed == 40
+    assert not os.path.exists(Checkpoint(str(tmp_path / "index")).dir)
+
+
+def test_failed_write_keeps_the_previous_bundle(tmp_path, make_config, monkeypatch):
+    photos = tmp_path / "photos"
+    make_photo_tree(photos, 8)
+    make_config(photos)()
+    save_image(photos / "more.jpg", 4242)
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(pipeline, "commit", disk_full)
+    with pytest.raises(BuildError, match="No space left on device.*previous index is unchanged"):
+        make_config(photos)()
+    assert Bundle.open(tmp_path / "index").count == 8
+
+
+def test_other_model_on_existing_bundle_is_refused(tmp_path, make_config):
+    photos = tmp_path / "photos"
+    make_photo_tree(photos, 3)
+    make_config(photos)()
+    save_image(photos / "more.jpg", 4243)
+    with pytest.raises(ModelMismatchError, match="built with tiny-test"):
+        make_config(photos, model="ViT-B-32", pretrained=None)()
+
+
+def test_missing_folder_and_concurrent_build(tmp_path, make_config):
+    with pytest.raises(BuildError, match="photo folder not found"):
+        make_config(tmp_path / "nope")()
+    photos = tmp_path / "photos"
+    make_photo_tree(photos, 2)
+    from search.bundle_writer import bundle_lock
+
+    with bundle_lock(str(tmp_path / "index")):
+        with pytest.raises(BundleLockedError):
+            make_config(photos)()
+
+
+def test_default_index_folder_inside_photos_is_not_indexed(tmp_path, make_config):
+    photos = tmp_path / "photos"
+    make_photo_tree(photos, 3)
+    make_config(photos, index=None)()
+    save_image(photos / ".photoindex" / "thumbnails" / "0.jpg", 1)
+    summary = make_config(photos, index=None)()
+    assert summary.indexed == 3 and summary.index == str(photos / ".photoindex")
+
+
+def test_all_images_decode_identically_to_the_query_path(tmp_path, make_config, encoder):
+    photos = tmp_path / "photos"
+    img = make_image(31, (300, 200))
+    img.save(photos.mkdir() or photos / "one.jpg", quality=95)
+    make_config(photos)()
+    searcher = Searcher.open(str(tmp_path / "index"), device="cpu")
+    page = searcher.search_image(str(photos / "one.jpg"), k=1)
+    assert page.results[0].path == "one.jpg" and page.results[0].score == pytest.approx(1.0, abs=1e-4)

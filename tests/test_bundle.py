@@ -1,0 +1,113 @@
+"""The bundle on its own: synthetic vectors, no model."""
+
+import os
+
+import numpy as np
+import pytest
+
+from search import bundle_writer, ranking
+from search.bundle import Bundle
+from search.errors import BundleError, BundleLockedError, InvalidArgumentError, UnknownIdError
+from search.manifest import Manifest, read_manifest
+from search.metadata import ImageRecord
+
+DIM = 16
+
+
+def make_records(n, start_id=0):
+    return [ImageRecord(start_id + i, f"{'a' if i % 2 else 'b'}/img{i:03d}.jpg", 100 + i, i, f"{i:064x}", 64, 48)
+            for i in range(n)]
+
+
+def write(path, n, seed=0, manifest=None):
+    vectors = ranking.normalize(np.random.default_rng(seed).normal(size=(n, DIM)))
+    manifest = manifest or Manifest(model={"name": "m", "pretrained": "t", "dim": DIM}, dim=DIM, root="/photos")
+    return bundle_writer.commit(str(path), manifest, make_records(n), vectors), vectors
+
+
+@pytest.fixture
+def bundle(tmp_path):
+    write(tmp_path, 200)
+    return Bundle.open(tmp_path)
+
+
+def test_search_equals_brute_force(bundle):
+    query = ranking.normalize(np.random.default_rng(1).normal(size=DIM))
+    page = bundle.search(query, k=25)
+    scores, rows = ranking.brute_force(bundle.vectors, query, 25)
+    assert [r.id for r in page.results] == bundle.ids[rows].tolist()
+    np.testing.assert_allclose([r.score for r in page.results], scores, atol=1e-5)
+    assert page.total == 200
+
+
+def test_offset_pages_through_the_same_ranking(bundle):
+    query = bundle.vector(3)
+    full = [r.id for r in bundle.search(query, k=40).results]
+    pages = [r.id for off in (0, 10, 20, 30) for r in bundle.search(query, k=10, offset=off).results]
+    assert pages == full
+
+
+def test_min_score_and_path_prefix(bundle):
+    query = bundle.vector(4)
+    page = bundle.search(query, k=200, min_score=0.2)
+    assert all(r.score >= 0.2 for r in page.results)
+    assert page.total == int(np.sum(bundle.vectors @ query >= 0.2)) == len(page.results)
+    page = bundle.search(query, k=5, path_prefix="a/")
+    assert page.total == 100 and all(r.path.startswith("a/") for r in page.results)
+    assert bundle.search(query, k=5, path_prefix="nowhere").total == 0
+
+
+def test_exclude_leaves_the_query_image_out(bundle):
+    page = bundle.search(bundle.vector(5), k=5, exclude=[5])
+    assert 5 not in [r.id for r in page.results] and page.total == 199
+
+
+@pytest.mark.parametrize("kwargs", [dict(k=0), dict(k=10_001), dict(k="3"), dict(k=True), dict(offset=-1)])
+def test_bad_options(bundle, kwargs):
+    with pytest.raises(InvalidArgumentError):
+        bundle.search(bundle.vector(0), **kwargs)
+
+
+def test_wrong_dimension_and_unknown_id(bundle):
+    with pytest.raises(InvalidArgumentError, match="dimension 16"):
+        bundle.search(np.ones(8))
+    with pytest.raises(UnknownIdError):
+        bundle.vector(10_000)
+    with pytest.raises(UnknownIdError):
+        bundle.record(-1)
+
+
+def test_missing_bundle_says_how_to_build(tmp_path):
+    with pytest.raises(BundleError, match="python -m indexer build"):
+        Bundle.open(tmp_path)
+
+
+def test_failed_commit_leaves_previous_generation(tmp_path, monkeypatch):
+    first, vectors = write(tmp_path, 50)
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(bundle_writer, "write_metadata", full_disk)
+    with pytest.raises(OSError):
+        write(tmp_path, 80, seed=1, manifest=first)
+    bundle = Bundle.open(tmp_path)
+    assert bundle.count == 50 and read_manifest(tmp_path).generation == first.generation
+    np.testing.assert_array_equal(bundle.vectors, vectors)
+
+
+def test_old_generations_are_pruned(tmp_path):
+    manifest, _ = write(tmp_path, 5)
+    for seed in range(3):
+        manifest, _ = write(tmp_path, 5, seed=seed, manifest=manifest)
+    gens = sorted(n for n in os.listdir(tmp_path) if n.startswith("gen-"))
+    assert gens == ["gen-000003", "gen-000004"]
+
+
+def test_second_writer_is_refused(tmp_path):
+    with bundle_writer.bundle_lock(tmp_path):
+        with pytest.raises(BundleLockedError, match="another build"):
+            with bundle_writer.bundle_lock(tmp_path):
+                pass
+    with bundle_writer.bundle_lock(tmp_path):  # released
+        pass

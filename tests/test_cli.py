@@ -1,0 +1,93 @@
+"""The CLI in a subprocess, as a user runs it."""
+
+import json
+import os
+import subprocess
+import sys
+
+import open_clip
+import pytest
+import torch
+
+from tests.photos import make_photo_tree, save_image
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "indexer", *map(str, args)], capture_output=True, text=True,
+                          cwd=ROOT, env={**os.environ, **(env or {})}, timeout=600)
+
+
+def test_build_json_then_info_json(tmp_path, model_args):
+    photos = tmp_path / "photos"
+    make_photo_tree(photos, 6)
+    (photos / "bad.jpg").write_bytes(b"nope")
+    out = run("build", photos, "--index", tmp_path / "idx", *model_args, "--json")
+    assert out.returncode == 0, out.stderr
+    summary = json.loads(out.stdout)  # exactly one JSON object, nothing else on stdout
+    for key in ("indexed", "added", "updated", "removed", "unchanged", "skipped", "seconds",
+                "images_per_second", "index", "model"):
+        assert key in summary
+    assert summary["indexed"] == summary["added"] == 6
+    assert summary["skipped"] == [{"path": "bad.jpg", "reason": "not_an_image: not a recognised image format"}]
+    info = run("info", tmp_path / "idx", "--json")
+    assert info.returncode == 0, info.stderr
+    info = json.loads(info.stdout)
+    assert info["count"] == 6 and info["model"] == "tiny-test" and info["bytes"] > 0 and info["updated_at"]
+
+
+def test_human_output_lists_skipped_files(tmp_path, model_args):
+    photos = tmp_path / "photos"
+    make_photo_tree(photos, 2)
+    (photos / "empty.png").write_bytes(b"")
+    out = run("build", photos, *model_args)
+    assert out.returncode == 0, out.stderr
+    assert "indexed 2 images" in out.stdout and "skipped empty.png: empty" in out.stdout
+
+
+@pytest.mark.parametrize("case", ["missing_folder", "bad_batch_size", "unknown_model", "no_bundle"])
+def test_fatal_problems_are_one_line_and_non_zero(tmp_path, case):
+    photos = tmp_path / "photos"
+    make_photo_tree(photos, 1)
+    args = {
+        "missing_folder": ("build", tmp_path / "nope"),
+        "bad_batch_size": ("build", photos, "--batch-size", "0"),
+        "unknown_model": ("build", photos, "--model", "ViT-Q-99"),
+        "no_bundle": ("info", tmp_path / "nothing"),
+    }[case]
+    out = run(*args)
+    assert out.returncode == 1
+    assert out.stderr.startswith("error: ") and out.stderr.count("\n") == 1 and "Traceback" not in out.stderr
+
+
+def test_default_model_offline_gives_instructions_not_a_traceback(tmp_path):
+    photos = tmp_path / "photos"
+    make_photo_tree(photos, 1)
+    out = run("build", photos, env={"HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1"})
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert "ViT-B-32" in out.stderr and "laion2b_s34b_b79k" in out.stderr
+    assert "Pre-download" in out.stderr and "--pretrained" in out.stderr
+    assert not (photos / ".photoindex" / "manifest.json").exists()
+
+
+def test_models_lists_the_default():
+    out = run("models")
+    assert out.returncode == 0 and "ViT-B-32" in out.stdout and "(default)" in out.stdout
+
+
+@pytest.mark.slow
+def test_real_architecture_checkpoint_through_pretrained_path(tmp_path):
+    """A seeded random-init ViT-B-32, saved to a file and indexed via --pretrained PATH."""
+    torch.manual_seed(0)
+    checkpoint = tmp_path / "vit-b-32.pt"
+    torch.save(open_clip.create_model("ViT-B-32").state_dict(), checkpoint)
+    photos = tmp_path / "photos"
+    for i in range(8):
+        save_image(photos / f"p{i}.jpg", i, size=(1600, 1200), quality=90)
+    out = run("build", photos, "--model", "ViT-B-32", "--pretrained", checkpoint, "--json", "--batch-size", "8")
+    assert out.returncode == 0, out.stderr
+    summary = json.loads(out.stdout)
+    assert summary["embedded"] == 8 and summary["model"]["name"] == "ViT-B-32"
+    info = json.loads(run("info", photos / ".photoindex", "--json").stdout)
+    assert info["dim"] == 512 and info["count"] == 8

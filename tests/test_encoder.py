@@ -1,0 +1,91 @@
+import time
+
+import numpy as np
+import open_clip
+import pytest
+import torch
+
+from search import encoder as encoder_module
+from search.encoder import load_encoder
+from search.errors import InvalidArgumentError, ModelLoadError, ModelMismatchError, WeightsUnavailableError
+from search.model_spec import DEFAULT_MODEL, DEFAULT_PRETRAINED, ModelFingerprint
+from tests.conftest import TINY_MODEL
+from tests.photos import make_image
+
+
+def test_default_model_and_tag_exist_in_open_clip_registry():
+    assert DEFAULT_MODEL in open_clip.list_models()
+    assert (DEFAULT_MODEL, DEFAULT_PRETRAINED) in open_clip.list_pretrained()
+
+
+def test_checkpoint_file_is_fingerprinted(encoder, tiny_checkpoint):
+    fp = encoder.fingerprint
+    assert (fp.name, fp.pretrained, fp.dim) == (TINY_MODEL, str(tiny_checkpoint), 32)
+    assert len(fp.checkpoint_sha256) == 64
+    assert fp.config["embed_dim"] == 32
+
+
+def test_outputs_are_float32_unit_vectors(encoder):
+    images = encoder.encode_images([make_image(i) for i in range(3)])
+    texts = encoder.encode_texts(["a red square", "a blue sky"])
+    for out, n in ((images, 3), (texts, 2)):
+        assert out.dtype == np.float32 and out.shape == (n, 32)
+        np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, atol=1e-5)
+    assert encoder.encode_texts([]).shape == (0, 32)
+
+
+def test_image_vector_equals_open_clip_reference(encoder, tiny_checkpoint):
+    model, _, preprocess = open_clip.create_model_and_transforms(TINY_MODEL, pretrained=str(tiny_checkpoint))
+    image = make_image(11, (120, 90))
+    with torch.no_grad():
+        reference = model.eval().encode_image(preprocess(image)[None], normalize=True)[0].numpy()
+    ours = encoder.encode_images([image])[0]
+    assert float(ours @ reference) >= 0.999
+
+
+def test_unknown_model_suggests_close_names():
+    with pytest.raises(ModelLoadError, match="did you mean ViT-B-32"):
+        load_encoder("ViT-B-32x", DEFAULT_PRETRAINED)
+
+
+def test_unknown_tag_lists_available_tags():
+    with pytest.raises(ModelLoadError, match="available tags: .*laion2b_s34b_b79k"):
+        load_encoder(DEFAULT_MODEL, "no-such-tag")
+
+
+def test_missing_checkpoint_file():
+    with pytest.raises(ModelLoadError, match="checkpoint file not found"):
+        load_encoder(DEFAULT_MODEL, "/nonexistent/model.pt")
+
+
+def test_checkpoint_of_another_architecture(tiny_checkpoint):
+    with pytest.raises(ModelLoadError, match="cannot load model"):
+        load_encoder("RN50", str(tiny_checkpoint))
+
+
+def test_unknown_device():
+    with pytest.raises(InvalidArgumentError, match="auto, cpu, cuda"):
+        load_encoder(TINY_MODEL, None, device="tpu")
+
+
+@pytest.mark.parametrize("name, tag", [(DEFAULT_MODEL, DEFAULT_PRETRAINED), ("hf-hub:laion/CLIP-ViT-B-32-laion2B-s34B-b79K", None)])
+def test_offline_without_cached_weights_is_one_clear_error(monkeypatch, tmp_path, name, tag):
+    monkeypatch.setenv("HF_HOME", str(tmp_path))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr(encoder_module, "_reachable", lambda *a, **k: False)
+    start = time.monotonic()
+    with pytest.raises(WeightsUnavailableError) as e:
+        load_encoder(name, tag, device="cpu", cache_dir=str(tmp_path / "hub"))
+    assert time.monotonic() - start < 30
+    message = str(e.value)
+    assert name in message and str(tmp_path / "hub") in message
+    assert "Pre-download" in message and "--pretrained /path/to/" in message
+
+
+def test_fingerprints_compare_by_weights_not_path():
+    a = ModelFingerprint("ViT-B-32", "/a/model.pt", 512, "ab" * 32)
+    b = ModelFingerprint("ViT-B-32", "/elsewhere/model.pt", 512, "ab" * 32)
+    c = ModelFingerprint("ViT-B-32", "laion2b_s34b_b79k", 512)
+    assert a.same_space(b) and not a.same_space(c)
+    with pytest.raises(ModelMismatchError, match="built with ViT-B-32"):
+        a.check_same_space(c)

@@ -1,0 +1,50 @@
+import os
+
+from indexer.walk import walk_photos
+from tests.photos import save_image
+
+
+def rels(root, **kwargs):
+    return [f.rel for f in walk_photos(root, **kwargs)]
+
+
+def test_recursive_sorted_case_insensitive(tmp_path):
+    save_image(tmp_path / "b" / "x.JPG", 1)
+    save_image(tmp_path / "a.png", 2)
+    save_image(tmp_path / "b" / "c" / "y.TiFf", 3)
+    (tmp_path / "notes.txt").write_text("not a photo")
+    assert rels(tmp_path) == ["a.png", "b/c/y.TiFf", "b/x.JPG"]
+
+
+def test_hidden_files_and_folders_skipped_unless_asked(tmp_path):
+    save_image(tmp_path / ".hidden.jpg", 1)
+    save_image(tmp_path / ".cache" / "a.jpg", 2)
+    save_image(tmp_path / "seen.jpg", 3)
+    assert rels(tmp_path) == ["seen.jpg"]
+    assert rels(tmp_path, include_hidden=True) == [".cache/a.jpg", ".hidden.jpg", "seen.jpg"]
+
+
+def test_excluded_folder_never_entered(tmp_path):
+    save_image(tmp_path / "index" / "thumbnails" / "1.jpg", 1)
+    save_image(tmp_path / "a.jpg", 2)
+    assert rels(tmp_path, exclude=[tmp_path / "index"]) == ["a.jpg"]
+
+
+def test_symlink_cycles_end_and_linked_folders_are_followed_once(tmp_path):
+    save_image(tmp_path / "real" / "a.jpg", 1)
+    os.symlink(tmp_path, tmp_path / "real" / "loop")  # points back up
+    os.symlink(tmp_path / "real", tmp_path / "alias")
+    found = rels(tmp_path)
+    assert found.count("alias/a.jpg") + found.count("real/a.jpg") == 1
+
+
+def test_dangling_symlink_ignored(tmp_path):
+    os.symlink(tmp_path / "missing.jpg", tmp_path / "dangling.jpg")
+    assert rels(tmp_path) == []
+
+
+def test_stat_recorded(tmp_path):
+    path = save_image(tmp_path / "a.jpg", 1)
+    (photo,) = walk_photos(tmp_path)
+    st = path.stat()
+    assert (photo.size, photo.mtime_ns, photo.path) == (st.st_size, st.st_mtime_ns, str(path))
