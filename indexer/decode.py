@@ -5,6 +5,9 @@ Runs in worker processes; everything it needs arrives once through
 """
 
 import hashlib
+import os
+import threading
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,11 +32,22 @@ class Skipped:
     reason: str
 
 
-def init_worker(preprocess, max_pixels, min_size, threads=1):
+def init_worker(preprocess, max_pixels, min_size, threads=1, in_pool=True):
     import torch
 
-    torch.set_num_threads(threads)  # parallelism comes from the processes
+    # One thread: parallelism comes from the processes, and a forked child must
+    # not enter an OpenMP region that its parent started (it would hang).
+    torch.set_num_threads(threads)
     _state.update(preprocess=preprocess, max_pixels=max_pixels, min_size=min_size)
+    if in_pool:
+        threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
+
+
+def _exit_with_parent(parent):
+    """A builder killed with SIGKILL cannot stop its workers; they stop themselves."""
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(1)
 
 
 def decode_many(files):

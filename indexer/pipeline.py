@@ -69,8 +69,14 @@ def build(config, progress=None):
     start = time.perf_counter()
     if not os.path.isdir(config.photos):
         raise BuildError(f"photo folder not found: {config.photos}")
-    with bundle_lock(config.index):
-        summary = _Build(config, progress).run()
+    try:
+        with bundle_lock(config.index):
+            summary = _Build(config, progress).run()
+    except OSError as e:  # disk full, read-only or vanished bundle folder, file too large...
+        where = f" ({e.filename})" if e.filename else ""
+        raise BuildError(
+            f"cannot write the index: {e.strerror or e}{where}; the previous index at {config.index} is unchanged"
+        ) from e
     summary.seconds = round(time.perf_counter() - start, 3)
     summary.images_per_second = round(summary.embedded / summary.seconds, 2) if summary.seconds else 0.0
     return summary
@@ -96,19 +102,15 @@ class _Build:
         self.stages.timed("walk", t)
         if self.previous:
             self._check_requested_model(self.previous.fingerprint)
-        encoder, read, vectors = None, [], {}
-        if plan.to_read:
-            encoder = self._load_encoder()
-            read, vectors = self._embed(encoder, plan.to_read, old_records)
-        fingerprint = encoder.fingerprint if encoder else self.previous.fingerprint if self.previous else None
-        self.summary.model = {"name": fingerprint.name, "pretrained": fingerprint.pretrained} if fingerprint else {}
-        if self.previous and not plan.to_read and not plan.gone:
+        if self.previous and not plan.to_read and not plan.gone:  # nothing changed: no model, no write
             self.summary.unchanged = self.summary.indexed = len(plan.unchanged)
-            return self._finish()  # nothing changed: no model, no write
-        if fingerprint is None:  # an empty folder and no bundle yet
-            encoder = self._load_encoder()
-            fingerprint = encoder.fingerprint
-            self.summary.model = {"name": fingerprint.name, "pretrained": fingerprint.pretrained}
+            self._describe_model(self.previous.fingerprint)
+            return self._finish()
+        # The model is needed to read files, and to start a bundle (even an empty one).
+        encoder = self._load_encoder() if plan.to_read or not self.previous else None
+        read, vectors = self._embed(encoder, plan.to_read, old_records) if plan.to_read else ([], {})
+        fingerprint = encoder.fingerprint if encoder else self.previous.fingerprint
+        self._describe_model(fingerprint)
         next_id = self.previous.manifest.next_id if self.previous else 0
         outcome = assemble(plan, read, old_records, next_id)
         for name, value in outcome.counts.items():
@@ -116,6 +118,9 @@ class _Build:
         self._write(outcome.records, vectors, old_records, fingerprint)
         self.summary.indexed = len(outcome.records)
         return self._finish()
+
+    def _describe_model(self, fingerprint):
+        self.summary.model = {"name": fingerprint.name, "pretrained": fingerprint.pretrained}
 
     def _finish(self):
         self.summary.stages = self.stages.seconds
@@ -196,7 +201,7 @@ class _Build:
         initargs = (encoder.preprocess, self.config.max_pixels, encoder.image_size)
         chunks = (files[i:i + CHUNK] for i in range(0, len(files), CHUNK))
         if self.config.workers == 0:
-            init_worker(*initargs, threads=os.cpu_count() or 1)
+            init_worker(*initargs, threads=os.cpu_count() or 1, in_pool=False)
             for chunk in chunks:
                 t = time.perf_counter()
                 results = decode_many(chunk)
@@ -231,12 +236,7 @@ class _Build:
         manifest = self.previous.manifest if self.previous else Manifest(
             model=fingerprint.to_dict(), dim=dim, root=self.config.photos)
         manifest.root = self.config.photos
-        try:
-            commit(self.config.index, manifest, records, out)
-        except OSError as e:
-            raise BuildError(
-                f"cannot write the index to {self.config.index}: {e.strerror or e}; the previous index is unchanged"
-            ) from e
+        commit(self.config.index, manifest, records, out)
         if self.checkpoint is not None:
             self.checkpoint.clear()
         self.stages.timed("write", t)

@@ -179,7 +179,7 @@ def test_failed_write_keeps_the_previous_bundle(tmp_path, make_config, monkeypat
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(pipeline, "commit", disk_full)
-    with pytest.raises(BuildError, match="No space left on device.*previous index is unchanged"):
+    with pytest.raises(BuildError, match="No space left on device; the previous index at .* is unchanged"):
         make_config(photos)()
     assert Bundle.open(tmp_path / "index").count == 8
 
