@@ -138,7 +138,7 @@ def test_real_cli_killed_then_resumed(scenario):
     shutil.copytree(scenario["pristine"], index)
     cmd = [sys.executable, "-m", "indexer", *scenario["args"], "--json"]
     for _ in range(2):
-        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         while not (index / "checkpoint").exists() and proc.poll() is None:
             time.sleep(0.01)
         proc.send_signal(signal.SIGKILL)
@@ -173,7 +173,7 @@ def test_two_builds_at_once_the_second_is_refused(tmp_path, model_args):
     photos = tmp_path / "photos"
     make_photo_tree(photos, 200)
     cmd = [sys.executable, "-m", "indexer", "build", str(photos), "--index", str(tmp_path / "index"), *model_args]
-    first = subprocess.Popen(cmd + ["--workers", "0"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    first = subprocess.Popen(cmd + ["--workers", "0"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     lock = tmp_path / "index" / ".lock"
     while first.poll() is None and not (lock.exists() and lock.read_text().strip()):
         time.sleep(0.01)

@@ -1,0 +1,93 @@
+"""Originals and thumbnails: by id only, right content types, cached thumbnails, clear 404s."""
+
+import io
+import os
+import shutil
+
+import pytest
+from PIL import Image
+
+from web import media
+from web_helpers import assert_error
+
+
+@pytest.mark.parametrize("suffix, mimetype", [(".jpg", "image/jpeg"), (".png", "image/png"), (".webp", "image/webp")])
+def test_original_has_its_content_type_and_bytes(client, photo_paths, photo_root, ids_by_path, suffix, mimetype):
+    path = next(p for p in photo_paths if p.suffix == suffix)
+    with client.get(f"/api/images/{ids_by_path[path.relative_to(photo_root).as_posix()]}") as response:
+        assert response.status_code == 200
+        assert response.mimetype == mimetype
+        assert response.data == path.read_bytes()
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_original_answers_304_to_its_etag(client):
+    with client.get("/api/images/3") as first:
+        etag = first.headers["ETag"]
+    with client.get("/api/images/3", headers={"If-None-Match": etag}) as again:
+        assert again.status_code == 304
+
+
+def test_thumbnail_is_a_small_jpeg_cached_in_the_bundle(client, bundle):
+    cache = os.path.join(bundle.path, media.THUMBNAIL_DIR)
+    shutil.rmtree(cache, ignore_errors=True)
+    response = client.get("/api/thumbnails/4")
+    assert response.status_code == 200 and response.mimetype == "image/jpeg"
+    image = Image.open(io.BytesIO(response.data))
+    assert image.format == "JPEG" and max(image.size) <= 256
+    record = bundle.record(4)
+    cached = os.path.join(cache, "256", f"4-{record.sha256[:16]}.jpg")
+    assert os.path.isfile(cached)
+    assert [n for n in os.listdir(os.path.dirname(cached)) if ".tmp" in n] == []
+    os.utime(cached, (1, 1))  # served from the cache: the file is not rewritten
+    with client.get("/api/thumbnails/4") as again:  # a file response now, which must be closed
+        assert again.data == response.data
+    assert os.stat(cached).st_mtime == 1
+    with client.get("/api/thumbnails/4", headers={"If-None-Match": response.headers["ETag"]}) as again:
+        assert again.status_code == 304
+
+
+def test_thumbnail_size_is_configurable(make_app):
+    data = make_app(thumbnail_size=32).test_client().get("/api/thumbnails/5").data
+    assert max(Image.open(io.BytesIO(data)).size) == 32
+
+
+def test_thumbnail_served_when_the_cache_cannot_be_written(client, bundle, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    cache = os.path.join(bundle.path, media.THUMBNAIL_DIR)
+    shutil.rmtree(cache, ignore_errors=True)
+    monkeypatch.setattr(media.os, "makedirs", refuse)  # as on a read-only bundle (root ignores chmod)
+    response = client.get("/api/thumbnails/6")
+    assert response.status_code == 200 and response.mimetype == "image/jpeg"
+    assert not os.path.exists(cache)
+
+
+@pytest.fixture
+def moved_root(bundle, photo_root, tmp_path, monkeypatch):
+    """The bundle's photo root pointed at a copy that tests may damage."""
+    copy = tmp_path / "photos"
+    shutil.copytree(photo_root, copy)
+    monkeypatch.setattr(bundle.manifest, "root", str(copy))
+    shutil.rmtree(os.path.join(bundle.path, media.THUMBNAIL_DIR), ignore_errors=True)
+    return copy
+
+
+def test_deleted_file_is_a_clear_404(client, bundle, moved_root):
+    (moved_root / bundle.record(7).path).unlink()
+    for url in ("/api/images/7", "/api/thumbnails/7"):
+        error = assert_error(client.get(url), 404, "image_unavailable")
+        assert "indexer" in error["message"]
+
+
+def test_damaged_file_thumbnail_is_a_clear_404(client, bundle, moved_root):
+    (moved_root / bundle.record(8).path).write_bytes(b"no longer an image")
+    assert_error(client.get("/api/thumbnails/8"), 404, "image_unavailable")
+
+
+def test_a_record_pointing_outside_the_photos_is_refused(client, bundle, monkeypatch):
+    record = bundle.record(9)
+    record.path = "../../etc/passwd"
+    monkeypatch.setattr(bundle, "record", lambda image_id: record)
+    assert_error(client.get("/api/images/9"), 404, "image_unavailable")

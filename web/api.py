@@ -1,0 +1,77 @@
+"""The JSON API: ``/api/search``, ``/api/stats`` and ``/healthz``.
+
+Routes only parse (``queries``), call the service and shape the answer; the
+ranking itself is the library's.
+"""
+
+from flask import Blueprint, jsonify, request, url_for
+
+from . import queries
+from .fields import json_body
+from .service import current_service
+
+bp = Blueprint("api", __name__)
+
+
+@bp.route("/api/search", methods=["GET", "POST"])
+def search():
+    service = current_service()
+    if request.method == "GET":
+        terms, options = queries.from_args(request.args)
+    elif request.mimetype == "multipart/form-data":
+        terms, options = queries.from_form(request.form, request.files)
+    else:
+        terms, options = queries.from_json(json_body(), service.bundle.dim)
+    page, took_ms = service.search(terms, **options.as_kwargs())
+    return jsonify({
+        "results": [result_json(r) for r in page.results],
+        "total": page.total,
+        "took_ms": took_ms,
+        "model": service.model_name,
+    })
+
+
+def result_json(result):
+    """One result in the documented shape (see ``openapi.py``)."""
+    return {
+        "id": result.id,
+        "path": result.path,
+        "score": result.score,
+        "width": result.width,
+        "height": result.height,
+        "taken_at": result.taken_at,
+        "image_url": url_for("media.image", image_id=result.id),
+        "thumbnail_url": url_for("media.thumbnail", image_id=result.id),
+    }
+
+
+@bp.get("/api/stats")
+def stats():
+    service = current_service()
+    manifest = service.bundle.manifest
+    fingerprint = service.searcher.encoder.fingerprint
+    return jsonify({
+        "count": service.bundle.count,
+        "model": fingerprint.name,
+        "pretrained": _display_weights(fingerprint.pretrained),
+        "dim": service.bundle.dim,
+        "index_type": manifest.index_type,
+        "metric": manifest.metric,
+        "generation": manifest.generation,
+        "created_at": manifest.created_at,
+        "updated_at": manifest.updated_at,
+        "index_name": service.config.index_name,
+    })
+
+
+@bp.get("/healthz")
+def healthz():
+    # Answered only once the model is loaded and warmed up: create_app does both first.
+    return jsonify({"status": "ok", "count": current_service().bundle.count})
+
+
+def _display_weights(pretrained):
+    # A local checkpoint's folder says nothing useful and reveals the server's layout.
+    if pretrained and "/" in pretrained:
+        return pretrained.rsplit("/", 1)[1]
+    return pretrained

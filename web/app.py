@@ -1,0 +1,56 @@
+"""The application factory: settings -> one Searcher per process -> blueprints.
+
+``create_app()`` with no argument reads ``PHOTOSEARCH_*`` environment
+variables, which is how gunicorn runs it: ``gunicorn 'web:create_app()'``.
+"""
+
+import logging
+
+from flask import Flask
+
+from . import api, clip_compat, errors, media, metrics, openapi, page, security
+from .config import ServeConfig
+from .service import Service, load_searcher
+
+
+def create_app(config=None, searcher=None):
+    """A Flask app serving ``config.index``.
+
+    ``config``: a :class:`ServeConfig`, a dict of settings, or None for the
+    environment. ``searcher``: an already loaded Searcher to share (tests);
+    by default the bundle's model is loaded and warmed up here, once.
+    """
+    if config is None:
+        config = ServeConfig.from_env()
+    elif isinstance(config, dict):
+        config = ServeConfig(**config)
+    _configure_logging()
+    app = Flask(__name__)
+    # DEBUG stays off whatever FLASK_DEBUG says: it would let exceptions escape the error handlers.
+    app.config.update(MAX_CONTENT_LENGTH=config.max_upload_bytes, DEBUG=False)
+    app.json.sort_keys = False  # keep the documented field order
+    app.json.ensure_ascii = False
+    if searcher is None:
+        searcher = load_searcher(config)
+    service = Service(config, searcher, metrics.Metrics())
+    app.extensions["photosearch"] = service
+    app.before_request(service.refresh)
+
+    errors.init_app(app)
+    security.init_app(app, token=config.token, cors_origin=config.cors_origin)
+    metrics.init_app(app, service.metrics)
+    for blueprint in (page.bp, api.bp, media.bp, clip_compat.bp, openapi.bp):
+        app.register_blueprint(blueprint)
+    return app
+
+
+def _configure_logging():
+    # Under gunicorn or `python -m web`, our INFO lines (model loaded, ready)
+    # should show, without turning on every library's INFO logging; a host
+    # that configured logging itself is left alone.
+    logger = logging.getLogger("web")
+    if not logging.getLogger().handlers and not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)

@@ -1,0 +1,42 @@
+"""Command line: ``python -m web serve --index DIR``. A thin adapter over the app factory.
+
+Serves with Werkzeug's threaded server, which is enough for one person's
+photos; for more, run the same app under gunicorn (see ``web/__init__.py``).
+"""
+
+import argparse
+import sys
+
+from search.errors import SearchError
+
+from .config import add_arguments, config_from_args
+
+
+def make_parser():
+    parser = argparse.ArgumentParser(prog="python -m web", description="Serve photo search over HTTP.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="serve an index bundle: the search page, the JSON API and "
+                                         "clip-retrieval's knn-service routes")
+    add_arguments(serve)
+    return parser
+
+
+def main(argv=None):
+    args = make_parser().parse_args(argv)
+    try:
+        config = config_from_args(args)
+        from .app import create_app  # after the arguments are checked: loading the model takes seconds
+
+        app = create_app(config)
+    except SearchError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    if config.host not in ("127.0.0.1", "localhost", "::1") and not config.token:
+        print(f"warning: serving on {config.host} without a token; anyone who can reach it can search "
+              "and read your photos (set PHOTOSEARCH_TOKEN)", file=sys.stderr)
+    try:
+        app.run(host=config.host, port=config.port, threaded=True, debug=False, use_reloader=False)
+    except OSError as e:  # the port is taken, or the address is not ours
+        print(f"error: cannot listen on {config.host}:{config.port}: {e.strerror or e}", file=sys.stderr)
+        return 1
+    return 0
