@@ -5,8 +5,8 @@ import json
 import sys
 
 from search.bundle import Bundle
-from search.model_spec import DEFAULT_MODEL, DEFAULT_PRETRAINED
 from search.errors import SearchError
+from search.model_spec import DEFAULT_MODEL, DEFAULT_PRETRAINED
 
 from .config import BuildConfig, add_arguments, config_from_args
 from .pipeline import build

@@ -3,9 +3,9 @@
 import os
 from dataclasses import dataclass, field, fields
 
-from search.model_spec import DEVICES
 from search.errors import InvalidArgumentError
 from search.images import DEFAULT_MAX_PIXELS
+from search.model_spec import DEVICES
 
 DEFAULT_INDEX_DIR = ".photoindex"  # inside the photo folder unless --index says otherwise
 

@@ -51,7 +51,8 @@ def read_manifest(bundle_dir):
             data = json.load(f)
     except FileNotFoundError:
         raise BundleError(
-            f"no index bundle at {bundle_dir} (missing {MANIFEST}); build one with: python -m indexer build PHOTOS --index {bundle_dir}"
+            f"no index bundle at {bundle_dir} (missing {MANIFEST}); "
+            f"build one with: python -m indexer build PHOTOS --index {bundle_dir}"
         ) from None
     except (OSError, ValueError) as e:
         raise BundleError(f"cannot read {path}: {e}") from e

@@ -40,7 +40,9 @@ class ModelFingerprint:
         return cls(d["name"], d.get("pretrained"), int(d["dim"]), d.get("checkpoint_sha256"), d.get("config"))
 
     def describe(self):
-        weights = self.pretrained if not self.checkpoint_sha256 else f"{self.pretrained} (sha256 {self.checkpoint_sha256[:12]})"
+        weights = self.pretrained
+        if self.checkpoint_sha256:
+            weights = f"{weights} (sha256 {self.checkpoint_sha256[:12]})"
         return f"{self.name} / {weights} / dim {self.dim}"
 
     def same_space(self, other):

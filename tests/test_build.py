@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from indexer import BuildConfig, BuildError, build
-from indexer import decode, pipeline
+from indexer import BuildConfig, BuildError, build, decode, pipeline
 from indexer.checkpoint import Checkpoint
 from search.bundle import Bundle
 from search.errors import BundleLockedError, ModelMismatchError

@@ -68,7 +68,9 @@ def test_unknown_device():
         load_encoder(TINY_MODEL, None, device="tpu")
 
 
-@pytest.mark.parametrize("name, tag", [(DEFAULT_MODEL, DEFAULT_PRETRAINED), ("hf-hub:laion/CLIP-ViT-B-32-laion2B-s34B-b79K", None)])
+@pytest.mark.parametrize(
+    "name, tag", [(DEFAULT_MODEL, DEFAULT_PRETRAINED), ("hf-hub:laion/CLIP-ViT-B-32-laion2B-s34B-b79K", None)]
+)
 def test_offline_without_cached_weights_is_one_clear_error(monkeypatch, tmp_path, name, tag):
     monkeypatch.setenv("HF_HOME", str(tmp_path))
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
