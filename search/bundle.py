@@ -65,7 +65,8 @@ class Bundle:
             try:
                 ids = np.load(os.path.join(gen, IDS_FILE))
                 vectors = np.load(os.path.join(gen, VECTORS_FILE), mmap_mode="r")
-                index = ann.load_index(os.path.join(gen, ann.INDEX_FILE), use_gpu=use_gpu)
+                index = ann.load_index(os.path.join(gen, ann.INDEX_FILE), use_gpu=use_gpu,
+                                       params=manifest.index_params.get("search"))
                 metadata = MetadataReader(os.path.join(gen, METADATA_FILE))
             except FileNotFoundError:
                 if attempt == 2:
@@ -130,7 +131,7 @@ class Bundle:
             ids, scores = self.ids[rows[order]], all_scores[order]
             total = len(rows) if min_score is None else int(np.sum(all_scores >= min_score))
         else:
-            _, found = ann.search(self.index, query[None, :], need)
+            _, found = ann.search(self.index, query[None, :], ann.candidate_count(self.index, need))
             ids = found[0][found[0] >= 0]
             scores = self._scores(self.rows_of(ids), query)  # exact, whatever the index
             order = np.lexsort((ids, -scores))

@@ -9,6 +9,7 @@ before the live one is kept for readers that are still opening it.
 import fcntl
 import os
 import shutil
+import threading
 from contextlib import contextmanager
 from dataclasses import replace
 
@@ -17,6 +18,7 @@ import numpy as np
 from . import ann
 from .bundle import IDS_FILE, METADATA_FILE, VECTORS_FILE
 from .errors import BundleLockedError
+from .index_choice import build_chosen
 from .manifest import fsync_dir, generation_dir_name, utcnow, write_manifest
 from .metadata import write_metadata
 
@@ -24,15 +26,28 @@ LOCK_FILE = ".lock"
 KEEP_GENERATIONS = 2
 
 
+_held = set()  # bundle folders locked by this process: POSIX locks don't exclude a process from itself
+_held_guard = threading.Lock()
+
+
 @contextmanager
 def bundle_lock(bundle_dir):
-    """Hold the bundle's writer lock; a second writer is refused at once."""
+    """Hold the bundle's writer lock; a second writer is refused at once.
+
+    A POSIX record lock belongs to this process alone: forked decode workers
+    do not inherit it, so it goes with the builder when the builder is killed.
+    """
     os.makedirs(bundle_dir, exist_ok=True)
+    key = os.path.realpath(bundle_dir)
+    with _held_guard:
+        if key in _held:
+            raise BundleLockedError(f"another build is writing {bundle_dir} (this process); wait for it to finish")
+        _held.add(key)
     fd = os.open(os.path.join(bundle_dir, LOCK_FILE), os.O_RDWR | os.O_CREAT, 0o644)
     try:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
             holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "another process"
             raise BundleLockedError(
                 f"another build is writing {bundle_dir} (pid {holder}); wait for it to finish"
@@ -41,24 +56,30 @@ def bundle_lock(bundle_dir):
         os.pwrite(fd, str(os.getpid()).encode(), 0)
         yield
     finally:
-        os.close(fd)  # closing releases the lock, also when the process dies
+        os.close(fd)  # releases the lock; so does the process's death
+        with _held_guard:
+            _held.discard(key)
 
 
-def commit(bundle_dir, manifest, records, vectors, index_type="Flat"):
+def commit(bundle_dir, manifest, records, vectors, index_type="auto", max_index_memory=None):
     """Write ``records`` (sorted by id) and their ``vectors`` as the next generation.
 
     ``manifest`` is the previous one (or a fresh one); returns the new manifest.
+    The index is chosen for the collection (see ``index_choice``) unless
+    ``index_type`` names one; ``max_index_memory`` (bytes or "4G") bounds it.
     """
     ids = np.fromiter((r.id for r in records), dtype=np.int64, count=len(records))
     vectors = np.ascontiguousarray(vectors, dtype=np.float32).reshape(len(records), manifest.dim)
     if len(ids) > 1 and np.any(np.diff(ids) <= 0):
         raise ValueError("records must be sorted by id, without repeats")
+    index, index_type, index_params = build_chosen(ids, vectors, index_type, max_index_memory)
     new = replace(
         manifest,
         generation=manifest.generation + 1,
         count=len(records),
         next_id=max(manifest.next_id, int(ids[-1]) + 1 if len(ids) else 0),
         index_type=index_type,
+        index_params=index_params,
         updated_at=utcnow(),
     )
     final = os.path.join(bundle_dir, new.generation_dir)
@@ -68,7 +89,9 @@ def commit(bundle_dir, manifest, records, vectors, index_type="Flat"):
     _save_npy(os.path.join(tmp, IDS_FILE), ids)
     _save_npy(os.path.join(tmp, VECTORS_FILE), vectors)
     write_metadata(os.path.join(tmp, METADATA_FILE), records)
-    ann.save_index(ann.build_index(ids, vectors, index_type), os.path.join(tmp, ann.INDEX_FILE))
+    index_path = os.path.join(tmp, ann.INDEX_FILE)
+    ann.save_index(index, index_path)
+    new.index_params["bytes_per_vector"] = round(os.path.getsize(index_path) / max(1, len(ids)), 1)
     for name in os.listdir(tmp):
         _fsync_file(os.path.join(tmp, name))
     fsync_dir(tmp)

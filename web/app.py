@@ -6,7 +6,7 @@ variables, which is how gunicorn runs it: ``gunicorn 'web:create_app()'``.
 
 import logging
 
-from flask import Flask
+from flask import Flask, Request
 
 from . import api, clip_compat, errors, media, metrics, openapi, page, security
 from .config import ServeConfig
@@ -26,8 +26,10 @@ def create_app(config=None, searcher=None):
         config = ServeConfig(**config)
     _configure_logging()
     app = Flask(__name__)
+    app.request_class = UploadClosingRequest
     # DEBUG stays off whatever FLASK_DEBUG says: it would let exceptions escape the error handlers.
     app.config.update(MAX_CONTENT_LENGTH=config.max_upload_bytes, DEBUG=False)
+    app.url_map.merge_slashes = False  # "//x" is a JSON 404, not an HTML redirect
     app.json.sort_keys = False  # keep the documented field order
     app.json.ensure_ascii = False
     if searcher is None:
@@ -42,6 +44,23 @@ def create_app(config=None, searcher=None):
     for blueprint in (page.bp, api.bp, media.bp, clip_compat.bp, openapi.bp):
         app.register_blueprint(blueprint)
     return app
+
+
+class UploadClosingRequest(Request):
+    """Closes every upload file it opened, also those of a multipart body that failed to parse
+    (Werkzeug drops them unclosed, and a hostile client can send such bodies at will)."""
+
+    def _get_file_stream(self, *args, **kwargs):
+        stream = super()._get_file_stream(*args, **kwargs)
+        self.__dict__.setdefault("_upload_streams", []).append(stream)
+        return stream
+
+    def close(self):
+        try:
+            super().close()
+        finally:
+            for stream in self.__dict__.pop("_upload_streams", ()):
+                stream.close()
 
 
 def _configure_logging():

@@ -65,11 +65,12 @@ def metadata():
         raise bad_request("ids must be a list of image ids")
     if len(ids) > MAX_K:
         raise bad_request(f"ids has {len(ids)} entries; at most {MAX_K} are allowed")
+    if body.get("indice_name") is not None:
+        _check_index(body["indice_name"])
     if not ids:
         return jsonify([])
     if body.get("indice_name") is None:
         raise ApiError(400, "missing_field", "missing field 'indice_name'")
-    _check_index(body["indice_name"])
     ids = [fields.image_id(f"ids[{i}]", v) for i, v in enumerate(ids)]
     records = current_service().bundle.metadata.get_many(ids)
     unknown = [i for i in ids if i not in records]
@@ -117,19 +118,15 @@ def _query_term(body, service):
     if not given:
         raise ApiError(400, "no_query", f"the request has no query; give one of: {', '.join(QUERY_FIELDS)}")
     values = {name: _checked(name, body[name], service.bundle.dim) for name in given}
-    name = given[0]
-    if name == "text":
-        return QueryTerm("text", values[name])
-    if name == "image":
-        return QueryTerm("image", values[name])
-    if name == "embedding_input":
-        return QueryTerm("embedding", values[name])
+    name, value = given[0], values[given[0]]
+    if name != "image_url":
+        return QueryTerm({"text": "text", "image": "image", "embedding_input": "embedding"}[name], value)
     if not service.config.allow_image_url:
         raise ApiError(403, "image_url_disabled",
                        "image_url queries are off on this server; start it with --allow-image-url to enable them")
     config = service.config
     with service.metrics.stage("fetch", "image_url"):
-        data = fetch_image(values[name], config.image_url_max_bytes, config.image_url_timeout)
+        data = fetch_image(value, config.image_url_max_bytes, config.image_url_timeout)
     return QueryTerm("image", data)
 
 

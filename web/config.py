@@ -19,7 +19,7 @@ MiB = 1 << 20
 # Allowed ranges; a float bound makes the setting a float.
 _LIMITS = {"port": (0, 65535), "max_upload_bytes": (1024, 1 << 34), "max_pixels": (1, 1 << 40),
            "thumbnail_size": (16, 2048), "image_url_max_bytes": (1024, 1 << 34),
-           "image_url_timeout": (0.1, 120.0), "reload_interval": (0.0, 86400.0)}
+           "image_url_timeout": (0.1, 120.0), "reload_interval": (0.0, 86400.0), "text_cache_size": (0, 1_000_000)}
 
 
 def _setting(default, help, **argparse):
@@ -53,6 +53,9 @@ class ServeConfig:
         type=float)
     warmup: bool = _setting(True, "run one query of each kind at start-up", action="store_false", dest="warmup",
                             flag="--no-warmup")
+    text_cache_size: int = _setting(1024, "recent query texts whose vectors are kept (0: none)", type=int)
+    text_batching: bool = _setting(True, "encode the texts of concurrent queries together, in one batch",
+                                   action="store_false", dest="text_batching", flag="--no-text-batching")
 
     def __post_init__(self):
         if not self.index:

@@ -44,6 +44,13 @@ def only_known(body, allowed, where="request"):
                                              f"allowed fields: {', '.join(sorted(allowed))}")
 
 
+def no_repeats(values, where):
+    """A query string or form (a MultiDict) that gives no field twice: which one would count is a guess."""
+    repeated = sorted((key for key, items in values.lists() if len(items) > 1), key=str)
+    if repeated:
+        raise bad_request(f"{repeated[0]!r} is given more than once in the {where}; give it once")
+
+
 def integer(name, value, low, high, from_text=False):
     if from_text and isinstance(value, str):
         try:

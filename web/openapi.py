@@ -101,7 +101,7 @@ def schemas(dim, index_name):
                 "aesthetic_weight": {"type": ["number", "string", "null"], "description": "ignored"}}},
         "MetadataRequest": {"type": "object", "additionalProperties": False, "required": ["ids"], "properties": {
             "ids": {"type": "array", "maxItems": MAX_K, "items": ID},
-            "indice_name": {"enum": [index_name], "description": "required when ids is not empty"}}},
+            "indice_name": {"enum": [index_name, None], "description": "required when ids is not empty"}}},
     }
 
 

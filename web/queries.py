@@ -50,6 +50,8 @@ def from_form(form, files):
     """A multipart upload: the ``image`` file field plus options as form fields."""
     fields.only_known(form, OPTIONS, where="form")
     fields.only_known(files, ("image",), where="form")
+    fields.no_repeats(form, "form")
+    fields.no_repeats(files, "form")
     upload = files.get("image")
     if upload is None:
         raise ApiError(400, "no_query", "a multipart search needs an 'image' file field")
@@ -62,6 +64,7 @@ def from_form(form, files):
 def from_args(args):
     """``GET /api/search?q=TEXT``: a text query from the query string."""
     fields.only_known(args, ("q",) + OPTIONS, where="query string")
+    fields.no_repeats(args, "query string")
     if "q" not in args:
         raise ApiError(400, "no_query", "the query string needs q=TEXT")
     text = fields.string("q", args["q"], MAX_TEXT)

@@ -34,6 +34,11 @@ def init_app(app, token=None, cors_origin=None):
         limit = app.config["MAX_CONTENT_LENGTH"]
         if limit is not None and (request.content_length or 0) > limit:
             raise RequestEntityTooLarge()
+        # A chunked body has no size to check up front, and Werkzeug cuts it at the limit
+        # instead of refusing it: bodies must come with a Content-Length.
+        if request.content_length is None and "chunked" in request.headers.get("Transfer-Encoding", "").lower():
+            raise ApiError(411, "length_required", "send the request body with a Content-Length header; "
+                                                   "chunked request bodies are not accepted")
 
     @app.before_request
     def check_token():

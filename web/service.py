@@ -16,7 +16,9 @@ from search import ranking
 from search.bundle import Bundle
 from search.errors import SearchError
 from search.manifest import MANIFEST
-from search.searcher import Searcher
+from search.searcher import QueryTerm, Searcher
+
+from .texts import TextVectors
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +54,9 @@ class Service:
         self._manifest_stamp = _stamp(searcher.bundle.path)
         self._next_check = time.monotonic() + config.reload_interval
         self._reloading = threading.Lock()
+        # The model never changes in a process (a reload keeps it), so neither do the text vectors.
+        self.texts = TextVectors(searcher.encoder.encode_texts, cache_size=config.text_cache_size,
+                                 batching=config.text_batching)
 
     @property
     def bundle(self):
@@ -93,7 +98,7 @@ class Service:
         searcher = self.searcher  # one generation for the whole query
         kind = terms[0].kind if len(terms) == 1 else "combined"
         with self.metrics.stage("embed", kind):
-            vector = searcher.query_vector(terms)
+            vector = searcher.query_vector([self._text_as_vector(t) for t in terms])
         exclude = (terms[0].value,) if len(terms) == 1 and terms[0].kind == "id" else ()
         with self.metrics.stage("search", kind):
             page = searcher.bundle.search(vector, k=k, offset=offset, min_score=min_score,
@@ -104,6 +109,12 @@ class Service:
                 keep = ranking.deduplicate(np.asarray(searcher.bundle.vectors[rows], dtype=np.float32))
                 page.results = [page.results[i] for i in keep]
         return page, round((time.perf_counter() - started) * 1000, 3)
+
+
+    def _text_as_vector(self, term):
+        if term.kind != "text":
+            return term
+        return QueryTerm("embedding", self.texts.vector(term.value), term.weight)
 
 
 def _stamp(bundle_dir):

@@ -140,6 +140,13 @@ def test_indices_list(client):
     ({"image": "@@@", "modality": "image", "num_images": 5, "indice_name": INDEX}, 400, "invalid_argument"),
     ({"image_url": "http://127.0.0.1:9/x.jpg", "modality": "image", "num_images": 5, "indice_name": INDEX},
      403, "image_url_disabled"),
+    # every query field given is checked, not only the first, which is the query
+    ({"text": "a", "image_url": "x" * 5000, "modality": "image", "num_images": 5, "indice_name": INDEX},
+     400, "invalid_argument"),
+    ({"text": "a", "embedding_input": "", "modality": "image", "num_images": 5, "indice_name": INDEX},
+     400, "invalid_argument"),
+    ({"embedding_input": [1e30] * 32, "modality": "image", "num_images": 5, "indice_name": INDEX},
+     400, "invalid_argument"),
 ])
 def test_knn_service_errors(client, body, status, code):
     assert_error(post(client, "/knn-service", json.dumps(body)), status, code)
@@ -152,6 +159,7 @@ def test_knn_service_errors(client, body, status, code):
     ({"ids": [1, "2"], "indice_name": INDEX}, 400, "invalid_argument"),
     ({"ids": [1, 99999], "indice_name": INDEX}, 404, "unknown_id"),
     ({"ids": [1], "indice_name": "other"}, 400, "unknown_index"),
+    ({"ids": [], "indice_name": "other"}, 400, "unknown_index"),
     ({"ids": [1], "indice_name": INDEX, "columns": ["url"]}, 400, "unknown_field"),
 ])
 def test_metadata_errors(client, body, status, code):

@@ -1,0 +1,320 @@
+"""Load on the production server: concurrent clients of mixed queries for a fixed time, and its memory.
+
+    python -m benchmarks.bench_load                              # 16 clients, 60 s, ViT-B-32
+    python -m benchmarks.bench_load --model tiny --seconds 10    # a quick look with the tiny model
+
+The script builds a bundle of seeded generated photos (kept between runs) with
+a seeded random-init checkpoint (no weights are downloaded; speed does not
+depend on them), starts gunicorn on the app factory on 127.0.0.1 on a free
+port, and runs ``--clients`` threads, each over its own keep-alive connection,
+for ``--warmup-seconds`` unmeasured and then ``--seconds`` measured: text
+queries (GET and POST; mostly new texts, some the next page of the last one),
+image uploads (multipart) and "more like this" by id. Meanwhile it samples
+the resident memory of the server's processes. Every loop is bounded
+in time and in count, and the server is stopped at the end whatever happens.
+Prints one JSON object: requests served, errors by status, latency p50/p99
+(overall and by kind), requests per second, and memory at start and end, its
+maximum and its linear trend in MB per minute.
+"""
+
+import argparse
+import http.client
+import json
+import os
+import random
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+import urllib.request
+import uuid
+
+import numpy as np
+
+from .common import WORKDIR, emit, machine, random_checkpoint
+from .datasets import write_photo_folder
+
+TINY = {
+    "embed_dim": 32,
+    "vision_cfg": {"image_size": 32, "layers": 2, "width": 64, "patch_size": 8, "head_width": 32},
+    "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2},
+}
+MODELS = {"vit-b-32": "ViT-B-32", "tiny": "tiny-load"}
+WORDS = ("beach", "sunset", "dog", "cat", "mountain", "city", "night", "snow", "forest", "cake", "red", "car",
+         "people", "smiling", "boat", "lake", "old", "building", "flowers", "garden", "sea", "bridge", "rain", "child")
+
+
+def build_bundle(model_key, photos, workdir):
+    """The bundle of ``photos`` seeded 640x480 JPEGs, built once with ``python -m indexer build``."""
+    model = MODELS[model_key]
+    config = None
+    if model_key == "tiny":
+        config = os.path.join(workdir, "tiny-load.json")
+        os.makedirs(workdir, exist_ok=True)
+        with open(config, "w") as f:
+            json.dump(TINY, f)
+    checkpoint = random_checkpoint(model, workdir, config=config)
+    folder = os.path.join(workdir, f"load-photos-{photos}")
+    paths = write_photo_folder(folder, photos, size=(640, 480), seed=7)
+    index = os.path.join(workdir, f"load-index-{model_key}-{photos}")
+    command = [sys.executable, "-m", "indexer", "build", folder, "--index", index, "--model", model,
+               "--pretrained", checkpoint, "--device", "cpu"] + (["--model-config", config] if config else [])
+    started = time.perf_counter()
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+    return index, paths, round(time.perf_counter() - started, 1)
+
+
+KINDS = ("text_get", "text_post", "image", "similar")
+REQUEST_TIMEOUT_S = 60
+
+
+class Client(threading.Thread):
+    """One client: its own keep-alive connection, requests of each kind in turn, until the deadline.
+
+    Records ``(kind, status, seconds)`` per request; a failed connection is
+    recorded as ``exception:Name`` and replaced.
+    """
+
+    def __init__(self, url, number, material, deadline, max_requests):
+        super().__init__(daemon=True)
+        parts = urllib.parse.urlsplit(url)
+        self.address = (parts.hostname, parts.port)
+        self.number, self.material, self.deadline, self.max_requests = number, material, deadline, max_requests
+        self.rng = random.Random(number)
+        self.results = []
+        self.last_text = None
+
+    def new_text(self):
+        """Three words of a few dozen: mostly a text no client asked for before."""
+        return " ".join(self.rng.sample(WORDS, 3))
+
+    def run(self):
+        connection = None
+        for i in range(self.max_requests):
+            if time.monotonic() >= self.deadline:
+                break
+            kind = KINDS[(i + self.number) % len(KINDS)]
+            method, path, body, headers = self.request(kind)
+            started = time.perf_counter()
+            try:
+                connection = connection or http.client.HTTPConnection(*self.address, timeout=REQUEST_TIMEOUT_S)
+                connection.request(method, path, body=body, headers=headers)
+                response = connection.getresponse()
+                response.read()
+                status = response.status
+                if response.will_close:
+                    connection.close()
+                    connection = None
+            except (OSError, http.client.HTTPException) as e:
+                status = f"exception:{type(e).__name__}"
+                if connection is not None:
+                    connection.close()
+                connection = None
+            self.results.append((kind, status, time.perf_counter() - started))
+        if connection is not None:
+            connection.close()
+
+    def request(self, kind):
+        m, rng = self.material, self.rng
+        if kind == "text_get":  # a new query, or the next page of this client's last one (the same text)
+            if self.last_text is None or rng.random() < 0.5:
+                self.last_text, offset = self.new_text(), 0
+            else:
+                offset = 24
+            query = urllib.parse.urlencode({"q": self.last_text, "k": 24, "offset": offset})
+            return "GET", f"/api/search?{query}", None, {}
+        if kind == "text_post":
+            return "POST", "/api/search", _json({"text": self.new_text(), "k": 24}), _JSON
+        if kind == "similar":
+            return "POST", "/api/search", _json({"id": rng.choice(m["ids"]), "k": 24}), _JSON
+        boundary = uuid.uuid4().hex
+        body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"upload.jpg\"\r\n"
+                f"Content-Type: image/jpeg\r\n\r\n").encode() + rng.choice(m["uploads"]) + (
+            f"\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"k\"\r\n\r\n24\r\n--{boundary}--\r\n").encode()
+        return "POST", "/api/search", body, {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+
+
+_JSON = {"Content-Type": "application/json"}
+
+
+def _json(value):
+    return json.dumps(value).encode()
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http_json(url, path, timeout=REQUEST_TIMEOUT_S):
+    with urllib.request.urlopen(url + path, timeout=timeout) as response:
+        return json.load(response)
+
+
+def wait_ready(url, server, log, timeout):
+    """Seconds until ``/healthz`` answers (the model is loaded and warmed up); fails if the server exits."""
+    started = time.monotonic()
+    while True:
+        if server.poll() is not None:
+            log.seek(0)
+            raise SystemExit(f"the server exited with status {server.returncode}:\n{log.read()[-3000:]}")
+        try:
+            http_json(url, "/healthz", timeout=max(1.0, timeout - (time.monotonic() - started)))
+            return round(time.monotonic() - started, 1)
+        except (OSError, http.client.HTTPException):
+            if time.monotonic() - started > timeout:
+                raise SystemExit(f"the server was not ready after {timeout} s") from None
+            time.sleep(0.5)
+
+
+class MemorySampler(threading.Thread):
+    """Resident memory of a process and its children, every ``interval`` seconds, until stopped."""
+
+    def __init__(self, pid, interval, max_samples=100_000):
+        super().__init__(daemon=True)
+        self.pid, self.interval, self.max_samples = pid, interval, max_samples
+        self.samples = []  # (seconds since start, MB)
+        self.stop = threading.Event()
+
+    def run(self):
+        start = time.monotonic()
+        while not self.stop.is_set() and len(self.samples) < self.max_samples:
+            self.samples.append((time.monotonic() - start, tree_rss_mb(self.pid)))
+            self.stop.wait(self.interval)
+
+    def summary(self):
+        t, mb = np.array(self.samples).T
+        half = len(t) // 2
+        return {
+            "samples": len(t), "interval_s": self.interval,
+            "start_mb": round(float(mb[0]), 1), "end_mb": round(float(mb[-1]), 1), "max_mb": round(float(mb.max()), 1),
+            "slope_mb_per_min": round(float(np.polyfit(t / 60, mb, 1)[0]), 2) if len(t) > 2 else None,
+            "second_half_slope_mb_per_min": round(float(np.polyfit(t[half:] / 60, mb[half:], 1)[0]), 2)
+            if len(t) - half > 2 else None,
+        }
+
+
+def tree_rss_mb(pid):
+    """VmRSS of ``pid`` and its direct children (gunicorn's master and workers), in MB."""
+    pids = [pid]
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
+                        pids.append(int(entry))
+            except (OSError, IndexError, ValueError):
+                continue
+    total = 0
+    for p in pids:
+        try:
+            with open(f"/proc/{p}/status") as f:
+                total += next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+        except (OSError, StopIteration):
+            continue
+    return total / 1024
+
+
+def run_load(url, clients, seconds, material, max_requests, seed=0):
+    deadline = time.monotonic() + seconds
+    workers = [Client(url, seed + i, material, deadline, max_requests) for i in range(clients)]
+    started = time.monotonic()
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(seconds + 120)  # each request times out in 60 s: a stuck client cannot hold the run forever
+    wall = time.monotonic() - started
+    return [r for w in workers for r in w.results], wall, sum(w.is_alive() for w in workers)
+
+
+def summarize(results, wall):
+    statuses = {}
+    for _, status, _ in results:
+        statuses[str(status)] = statuses.get(str(status), 0) + 1
+    ok = [(kind, s) for kind, status, s in results if status == 200]
+    out = {"requests": len(results), "served_ok": len(ok), "wall_s": round(wall, 1),
+           "requests_per_s": round(len(ok) / wall, 1),
+           "errors": {k: v for k, v in statuses.items() if k != "200"}}
+    out["latency_ms"] = _percentiles([s for _, s in ok])
+    out["by_kind"] = {kind: {"requests": sum(k == kind for k, _ in ok), **_percentiles([s for k, s in ok if k == kind])}
+                      for kind in sorted({k for k, _ in ok})}
+    return out
+
+
+def _percentiles(seconds):
+    if not seconds:
+        return {}
+    ms = np.asarray(seconds) * 1e3
+    return {"p50": round(float(np.percentile(ms, 50)), 1), "p90": round(float(np.percentile(ms, 90)), 1),
+            "p99": round(float(np.percentile(ms, 99)), 1), "max": round(float(ms.max()), 1)}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--clients", type=int, default=16, help="concurrent client threads")
+    parser.add_argument("--seconds", type=float, default=60.0, help="how long the clients run, measured")
+    parser.add_argument("--warmup-seconds", type=float, default=10.0,
+                        help="the same load first, unmeasured: allocator and thread pools settle")
+    parser.add_argument("--model", choices=sorted(MODELS), default="vit-b-32",
+                        help="seeded random-init model of the bundle (tiny: fast, for a smoke run)")
+    parser.add_argument("--photos", type=int, default=300, help="generated photos in the bundle")
+    parser.add_argument("--threads", type=int, default=4, help="gunicorn threads (one worker)")
+    parser.add_argument("--max-requests", type=int, default=100_000, help="per client: a bound on its loop")
+    parser.add_argument("--sample-interval", type=float, default=1.0, help="seconds between memory samples")
+    parser.add_argument("--workdir", default=WORKDIR, help="where photos, checkpoints and bundles are kept")
+    parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
+                        help="extra environment for the server, e.g. PHOTOSEARCH_RELOAD_INTERVAL=5")
+    args = parser.parse_args(argv)
+
+    index, paths, build_s = build_bundle(args.model, args.photos, args.workdir)
+    port = free_port()
+    env = dict(os.environ, PHOTOSEARCH_INDEX=index, PHOTOSEARCH_DEVICE="cpu",
+               **dict(item.split("=", 1) for item in args.env))
+    env.pop("PHOTOSEARCH_TOKEN", None)
+    command = [sys.executable, "-m", "gunicorn", "--workers", "1", "--threads", str(args.threads),
+               "--bind", f"127.0.0.1:{port}", "web:create_app()"]
+    with tempfile.TemporaryFile("w+") as log:
+        server = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                  cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        sampler = None
+        try:
+            url = f"http://127.0.0.1:{port}"
+            ready_s = wait_ready(url, server, log, timeout=300)
+            ids = [r["id"] for r in http_json(url, "/api/search?q=a+photo&k=200")["results"]]
+            uploads = [open(p, "rb").read() for p in paths[:8]]  # noqa: SIM115 - read whole, closed at once
+            material = {"uploads": uploads, "ids": ids}
+            run_load(url, args.clients, args.warmup_seconds, material, args.max_requests, seed=1000)
+            sampler = MemorySampler(server.pid, args.sample_interval)
+            sampler.start()
+            results, wall, stuck = run_load(url, args.clients, args.seconds, material, args.max_requests)
+            sampler.stop.set()
+            sampler.join(10)
+            alive_after = http_json(url, "/healthz")["status"] == "ok"
+        finally:
+            if sampler is not None:
+                sampler.stop.set()
+            server.terminate()
+            try:
+                server.wait(30)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
+    emit({
+        "benchmark": "load", "machine": machine(),
+        "config": {"clients": args.clients, "seconds": args.seconds, "warmup_seconds": args.warmup_seconds,
+                   "model": MODELS[args.model],
+                   "photos": args.photos, "gunicorn": f"1 worker x {args.threads} threads",
+                   "mix": "text GET 1/4 (half of them the next page of the client's last text), text POST 1/4, "
+                          "image upload 1/4, more-like-this 1/4", "env": args.env},
+        "build_s": build_s, "server_ready_s": ready_s,
+        **summarize(results, wall), "clients_stuck": stuck, "healthz_after": alive_after,
+        "server_rss": sampler.summary(),
+    })
+
+
+if __name__ == "__main__":
+    main()

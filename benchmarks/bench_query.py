@@ -1,0 +1,120 @@
+"""Query latency: text, image and more-like-this, in-process and over HTTP, at 10k to 1M vectors.
+
+    python -m benchmarks.bench_query --size small           # 10k vectors
+    python -m benchmarks.bench_query --n 1000000 --no-http  # one size, in-process only
+
+Bundles hold seeded synthetic vectors (``benchmarks.datasets``) with the real
+query model beside them: a seeded random-init ViT-B-32 (speed does not depend
+on the weights). They are built once through ``bundle_writer.commit``, so
+the index is the one the builder chooses, and kept in the work folder.
+Over HTTP the production server runs: gunicorn on ``web:create_app()`` on
+127.0.0.1, with a bounded number of requests per concurrency level.
+Prints one JSON object.
+"""
+
+import argparse
+import io
+import os
+
+import numpy as np
+
+from search.bundle import Bundle
+from search.bundle_writer import commit
+from search.errors import BundleError
+from search.manifest import Manifest, read_manifest
+from search.metadata import ImageRecord
+from search.searcher import Searcher
+
+from .common import WORKDIR, emit, latencies, machine, random_checkpoint, summary_ms
+from .datasets import clustered, natural_photo
+from .http_load import http_available, serve_and_measure
+
+SIZES = {"small": [10_000], "medium": [10_000, 100_000], "large": [10_000, 100_000, 1_000_000]}
+WORDS = ("dog", "beach", "sunset", "mountain", "city", "birthday", "snow", "forest", "car", "cat", "boat", "bridge")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", choices=SIZES, default="small")
+    parser.add_argument("--n", type=int, action="append", help="collection size (repeatable; overrides --size)")
+    parser.add_argument("--queries", type=int, default=100, help="text and more-like-this queries timed")
+    parser.add_argument("--image-queries", type=int, default=20)
+    parser.add_argument("--large-k", type=int, default=2000, help="k of the large-result query (0: skip)")
+    parser.add_argument("--http", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument("--http-requests", type=int, default=64, help="requests per concurrency level")
+    parser.add_argument("--concurrency", default="1,4,16")
+    parser.add_argument("--gunicorn-args", default="--workers 1 --threads 16")
+    parser.add_argument("--workdir", default=WORKDIR)
+    args = parser.parse_args(argv)
+    info = machine()  # the load average as the run starts: other work competing for the CPU
+    from search.encoder import load_encoder
+
+    checkpoint = random_checkpoint("ViT-B-32", args.workdir)
+    encoder = load_encoder("ViT-B-32", checkpoint, device="cpu")
+    levels = [int(c) for c in args.concurrency.split(",")]
+    results = []
+    for n in args.n or SIZES[args.size]:
+        path = ensure_bundle(os.path.join(args.workdir, f"query-bundle-{n}"), n, encoder)
+        searcher = Searcher(Bundle.open(path, use_gpu=False), encoder)
+        entry = {"n": n, "index_type": searcher.bundle.manifest.index_type,
+                 "index_params": searcher.bundle.manifest.index_params.get("search"),
+                 "in_process": in_process(searcher, args)}
+        if args.http and http_available():
+            entry["http"] = serve_and_measure(path, texts(args.http_requests * len(levels), offset=10**6),
+                                              levels, args.gunicorn_args.split())
+            c1 = entry["http"].get("concurrency_1")
+            if c1:
+                entry["http_p50_over_in_process"] = round(c1["p50_ms"] / entry["in_process"]["text"]["p50_ms"], 3)
+            if c1 and "concurrency_16" in entry["http"]:
+                entry["http_qps_16_over_1"] = round(entry["http"]["concurrency_16"]["qps"] / c1["qps"], 2)
+        results.append(entry)
+    emit({"benchmark": "query", "machine": info, "model": "ViT-B-32 (random init)", "k": 24,
+          "results": results, "http_server": f"gunicorn {args.gunicorn_args} web:create_app()"
+          if args.http and http_available() else "web.create_app not available: HTTP not measured"})
+
+
+def in_process(searcher, args):
+    rng = np.random.default_rng(0)
+    ids = searcher.bundle.ids[rng.choice(searcher.bundle.count, args.queries, replace=False)]
+    images = [jpeg(seed) for seed in range(args.image_queries)]
+    out = {
+        "text": summary_ms(latencies(lambda t: searcher.search_text(t, k=24), texts(args.queries))),
+        "image": summary_ms(latencies(lambda b: searcher.search_image(b, k=24), images, warmup=1)),
+        "more_like_this": summary_ms(latencies(lambda i: searcher.search_id(int(i), k=24), list(ids))),
+    }
+    if args.large_k:
+        k = min(args.large_k, searcher.bundle.count - 1)
+        out[f"more_like_this_k{k}"] = summary_ms(latencies(lambda i: searcher.search_id(int(i), k=k), list(ids[:20])))
+    return out
+
+
+def texts(count, offset=0):
+    """Distinct query texts, so no cache of repeated texts flatters a figure."""
+    return [f"a photo of a {WORDS[i % len(WORDS)]} near a {WORDS[(i // 7) % len(WORDS)]}, number {offset + i}"
+            for i in range(count)]
+
+
+def jpeg(seed):
+    buf = io.BytesIO()
+    natural_photo(10_000 + seed, (1632, 1224)).save(buf, "JPEG", quality=90)
+    return buf.getvalue()
+
+
+def ensure_bundle(path, n, encoder):
+    """A bundle of ``n`` synthetic vectors for ``encoder``'s space, built once."""
+    try:
+        manifest = read_manifest(path)
+        if manifest.count == n and manifest.model == encoder.fingerprint.to_dict():
+            return path
+    except BundleError:  # missing or unreadable: build it
+        pass
+    vectors = clustered(n, dim=encoder.dim, seed=0)
+    records = [ImageRecord(i, f"album{i % 100:03d}/img{i:07d}.jpg", 1_000_000 + i, 0, f"{i:064x}", 4000, 3000)
+               for i in range(n)]
+    manifest = Manifest(model=encoder.fingerprint.to_dict(), dim=encoder.dim, root=os.path.join(path, "no-photos"))
+    commit(path, manifest, records, vectors)
+    return path
+
+
+if __name__ == "__main__":
+    main()
