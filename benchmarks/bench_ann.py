@@ -105,7 +105,6 @@ def measure(tmp, index_type, ids, vectors, stored, queries, truth, single):
         "batch_qps": round(len(batch_q) / batch_s, 1),
         "params": {k: v for k, v in params.items() if k != "reason"},
     }
-    del loaded
     return result
 
 

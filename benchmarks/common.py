@@ -73,7 +73,7 @@ def summary_ms(seconds):
         "p99_ms": round(float(np.percentile(seconds, 99)) * 1e3, 3),
         "mean_ms": round(float(seconds.mean()) * 1e3, 3),
         "qps": round(len(seconds) / float(seconds.sum()), 1),
-        "n": int(len(seconds)),
+        "n": len(seconds),
     }
 
 

@@ -110,7 +110,7 @@ def tune(index, ids, vectors, rows, target=TARGET_RECALL):
         "target_recall": target,
         "target_met": bool(reached),
         "query_ms": round(seconds * 1e3, 3),
-        "tuned_on_queries": int(len(rows)),
+        "tuned_on_queries": len(rows),
     }
 
 

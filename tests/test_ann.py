@@ -114,7 +114,7 @@ def test_flat_mmap_and_tuning_helpers(tmp_path, data):
     path = str(tmp_path / ann.INDEX_FILE)
     ann.save_index(index, path)
     mapped = ann.load_index(path, use_gpu=False, mmap=True)
-    scores, found = ann.search(mapped, vectors[:5], 3)
+    _, found = ann.search(mapped, vectors[:5], 3)
     assert found[:, 0].tolist() == ids[:5].tolist() and ann.candidate_count(mapped, 10) == 10
     _, rows = index_tuning.split_rows(2000, 1000, queries=50)
     truth = index_tuning.exact_neighbours(vectors[:2000], rows, k=5)

@@ -36,13 +36,11 @@ class TextVectors:
             if vector is not None:
                 self._cache.move_to_end(text)
                 return vector
-            if not self._batching:
-                mine = None
-            else:
+            if self._batching:
                 mine = _Pending(text)
                 self._pending.append(mine)
-        if mine is None:
-            vector = self._encode([text])[0]
+        if not self._batching:
+            vector = _frozen(self._encode([text])[0])
             self._remember({text: vector})
             return vector
         with self._encoding:
@@ -57,7 +55,7 @@ class TextVectors:
     def _run(self, batch):
         texts = list(dict.fromkeys(p.text for p in batch))  # each distinct text once
         try:
-            vectors = dict(zip(texts, self._encode(texts)))
+            vectors = dict(zip(texts, map(_frozen, self._encode(texts))))
         except Exception as e:  # noqa: BLE001 - every waiter gets the error, as its own call would have
             for p in batch:
                 p.error = e
@@ -71,8 +69,14 @@ class TextVectors:
             return
         with self._lock:
             for text, vector in vectors.items():
-                vector.setflags(write=False)  # shared by every request that asks for this text
                 self._cache[text] = vector
                 self._cache.move_to_end(text)
             while len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
+
+
+def _frozen(row):
+    """A read-only copy: shared by every request for the text, and not a view keeping its whole batch alive."""
+    vector = row.copy()
+    vector.setflags(write=False)
+    return vector
