@@ -31,6 +31,7 @@ import time
 import urllib.parse
 import urllib.request
 import uuid
+from pathlib import Path
 
 import numpy as np
 
@@ -285,7 +286,7 @@ def main(argv=None):
             url = f"http://127.0.0.1:{port}"
             ready_s = wait_ready(url, server, log, timeout=300)
             ids = [r["id"] for r in http_json(url, "/api/search?q=a+photo&k=200")["results"]]
-            uploads = [open(p, "rb").read() for p in paths[:8]]  # noqa: SIM115 - read whole, closed at once
+            uploads = [Path(p).read_bytes() for p in paths[:8]]
             material = {"uploads": uploads, "ids": ids}
             run_load(url, args.clients, args.warmup_seconds, material, args.max_requests, seed=1000)
             sampler = MemorySampler(server.pid, args.sample_interval)
@@ -306,8 +307,8 @@ def main(argv=None):
     emit({
         "benchmark": "load", "machine": machine(),
         "config": {"clients": args.clients, "seconds": args.seconds, "warmup_seconds": args.warmup_seconds,
-                   "model": MODELS[args.model],
-                   "photos": args.photos, "gunicorn": f"1 worker x {args.threads} threads",
+                   "model": MODELS[args.model], "photos": args.photos,
+                   "gunicorn": f"1 worker x {args.threads} threads",
                    "mix": "text GET 1/4 (half of them the next page of the client's last text), text POST 1/4, "
                           "image upload 1/4, more-like-this 1/4", "env": args.env},
         "build_s": build_s, "server_ready_s": ready_s,

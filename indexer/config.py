@@ -5,6 +5,7 @@ from dataclasses import dataclass, field, fields
 
 from search.errors import InvalidArgumentError
 from search.images import DEFAULT_MAX_PIXELS
+from search.index_choice import parse_size
 from search.model_spec import DEVICES
 
 DEFAULT_INDEX_DIR = ".photoindex"  # inside the photo folder unless --index says otherwise
@@ -39,6 +40,9 @@ class BuildConfig:
                                "--max-pixels", type=int)
     include_hidden: bool = _setting(False, "also index hidden files and folders", "--include-hidden",
                                     action="store_true")
+    max_index_memory: str | None = _setting(
+        None, "memory budget of the FAISS index, e.g. 2G (default: 128 bytes per vector); "
+        "beyond 100k vectors an approximate index is tuned to fit it", "--max-index-memory")
     checkpoint_every: int = _setting(512, "save embeddings for resuming after this many images",
                                      "--checkpoint-every", type=int)
 
@@ -49,6 +53,8 @@ class BuildConfig:
         self.index = os.path.abspath(self.index or os.path.join(self.photos, DEFAULT_INDEX_DIR))
         if self.device not in DEVICES:
             raise InvalidArgumentError(f"unknown device {self.device!r}; choose one of {', '.join(DEVICES)}")
+        if self.max_index_memory is not None:
+            parse_size(self.max_index_memory)  # fail before any work, with the accepted forms
         for name, low in (("batch_size", 1), ("workers", 0), ("max_pixels", 1), ("checkpoint_every", 1)):
             value = getattr(self, name)
             if not isinstance(value, int) or value < low:

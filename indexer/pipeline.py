@@ -236,7 +236,7 @@ class _Build:
         manifest = self.previous.manifest if self.previous else Manifest(
             model=fingerprint.to_dict(), dim=dim, root=self.config.photos)
         manifest.root = self.config.photos
-        commit(self.config.index, manifest, records, out)
+        commit(self.config.index, manifest, records, out, max_index_memory=self.config.max_index_memory)
         if self.checkpoint is not None:
             self.checkpoint.clear()
         self.stages.timed("write", t)

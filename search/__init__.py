@@ -12,6 +12,12 @@ open_clip (several seconds), only encoding does.
 """
 
 import importlib
+import os
+
+# torch's OpenMP threads spin while they wait by default; on a busy CPU (a
+# service's request threads, decode workers) that made one text encoding 5x
+# slower in benchmarks/RESULTS.md. Must be set before torch is first imported.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 _EXPORTS = {
     "Bundle": "bundle", "Result": "bundle", "SearchPage": "bundle",

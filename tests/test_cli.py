@@ -46,13 +46,14 @@ def test_human_output_lists_skipped_files(tmp_path, model_args):
     assert "indexed 2 images" in out.stdout and "skipped empty.png: empty" in out.stdout
 
 
-@pytest.mark.parametrize("case", ["missing_folder", "bad_batch_size", "unknown_model", "no_bundle"])
+@pytest.mark.parametrize("case", ["missing_folder", "bad_batch_size", "bad_memory", "unknown_model", "no_bundle"])
 def test_fatal_problems_are_one_line_and_non_zero(tmp_path, case):
     photos = tmp_path / "photos"
     make_photo_tree(photos, 1)
     args = {
         "missing_folder": ("build", tmp_path / "nope"),
         "bad_batch_size": ("build", photos, "--batch-size", "0"),
+        "bad_memory": ("build", photos, "--max-index-memory", "lots"),
         "unknown_model": ("build", photos, "--model", "ViT-Q-99"),
         "no_bundle": ("info", tmp_path / "nothing"),
     }[case]
