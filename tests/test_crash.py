@@ -111,10 +111,12 @@ def test_sigkill_at_any_moment_loses_nothing(scenario, forkserver):
             break
         shutil.rmtree(index)
         shutil.copytree(scenario["pristine"], index)
-        # Every third kill waits for the write to begin, a few ms long.
-        writing = i % 3 == 2
-        delay = 120 if writing else duration * rng.uniform(0.02, 0.95)
-        when = (lambda: stage_on_disk(index) == "write") if writing else None
+        # A third of the kills fall at a random moment, a third as soon as the
+        # first embeddings are checkpointed, a third as soon as the write begins
+        # (a few ms long): timings alone would rarely hit the last two.
+        wanted = ("decode", "embed", "write")[i % 3]
+        delay = duration * rng.uniform(0.02, 0.95) if wanted == "decode" else 120
+        when = None if wanted == "decode" else (lambda wanted=wanted: stage_on_disk(index) == wanted)
         if not run_and_kill(forkserver, scenario["args"], delay, when):
             duration *= 0.9  # the build beat the kill: aim earlier (timings vary on a busy machine)
             continue
