@@ -14,7 +14,8 @@ the resident memory of the server's processes. Every loop is bounded
 in time and in count, and the server is stopped at the end whatever happens.
 Prints one JSON object: requests served, errors by status, latency p50/p99
 (overall and by kind), requests per second, and memory at start and end, its
-maximum and its linear trend in MB per minute.
+maximum, its mean over each tenth of the run and its linear trend in MB per
+minute (over the whole run and over its second half).
 """
 
 import argparse
@@ -193,6 +194,7 @@ class MemorySampler(threading.Thread):
         return {
             "samples": len(t), "interval_s": self.interval,
             "start_mb": round(float(mb[0]), 1), "end_mb": round(float(mb[-1]), 1), "max_mb": round(float(mb.max()), 1),
+            "tenths_mb": [round(float(part.mean()), 1) for part in np.array_split(mb, min(10, len(mb)))],
             "slope_mb_per_min": round(float(np.polyfit(t / 60, mb, 1)[0]), 2) if len(t) > 2 else None,
             "second_half_slope_mb_per_min": round(float(np.polyfit(t[half:] / 60, mb[half:], 1)[0]), 2)
             if len(t) - half > 2 else None,

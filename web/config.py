@@ -54,8 +54,6 @@ class ServeConfig:
     warmup: bool = _setting(True, "run one query of each kind at start-up", action="store_false", dest="warmup",
                             flag="--no-warmup")
     text_cache_size: int = _setting(1024, "recent query texts whose vectors are kept (0: none)", type=int)
-    text_batching: bool = _setting(True, "encode the texts of concurrent queries together, in one batch",
-                                   action="store_false", dest="text_batching", flag="--no-text-batching")
 
     def __post_init__(self):
         if not self.index:

@@ -55,8 +55,7 @@ class Service:
         self._next_check = time.monotonic() + config.reload_interval
         self._reloading = threading.Lock()
         # The model never changes in a process (a reload keeps it), so neither do the text vectors.
-        self.texts = TextVectors(searcher.encoder.encode_texts, cache_size=config.text_cache_size,
-                                 batching=config.text_batching)
+        self.texts = TextVectors(searcher.encoder.encode_texts, cache_size=config.text_cache_size)
 
     @property
     def bundle(self):

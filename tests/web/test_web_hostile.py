@@ -193,15 +193,15 @@ def test_a_body_cut_short_is_not_a_500(server):
 
 def test_a_slow_body_does_not_hold_up_other_clients(server):
     body = b'{"text": "a slow client", "k": 2}'
-    slow = [(_post("/api/search", len(body)), 0.1)] + [(body[i:i + 1], 0.06) for i in range(len(body))]
+    slow = [(_post("/api/search", len(body)), 0.1)] + [(body[i:i + 1], 0.1) for i in range(len(body))]
     answers = []
     thread = threading.Thread(target=lambda: answers.append(raw_request(server, slow, timeout=30)))
     thread.start()
     try:
-        time.sleep(0.3)  # the slow client is mid-body now, for about 2 more seconds
+        time.sleep(0.3)  # the slow client is mid-body now, for about 3 more seconds
         started = time.monotonic()
         assert_alive(server)
-        assert time.monotonic() - started < 1.5
+        assert time.monotonic() - started < 2.0  # not held up until the slow body is in
     finally:
         thread.join(30)
     status, _, answer = answers[0]

@@ -1,7 +1,6 @@
-"""Text vectors of the service: the encoder's own, cached, and batched across concurrent requests."""
+"""Text vectors of the service: the encoder's own, the recent ones from a bounded LRU cache."""
 
 import threading
-import time
 
 import numpy as np
 import pytest
@@ -9,17 +8,16 @@ import pytest
 from web.texts import TextVectors
 
 
-class SlowEncoder:
-    """A stand-in for ``encode_texts`` that takes its time and records every batch it is given."""
+class CountingEncoder:
+    """A stand-in for ``encode_texts`` that records every call."""
 
-    def __init__(self, seconds=0.0, fail=False):
-        self.seconds, self.fail, self.batches = seconds, fail, []
+    def __init__(self):
+        self.calls = []
+        self._lock = threading.Lock()
 
     def __call__(self, texts):
-        self.batches.append(list(texts))
-        time.sleep(self.seconds)
-        if self.fail:
-            raise RuntimeError("the model broke")
+        with self._lock:
+            self.calls.append(list(texts))
         return np.stack([np.full(4, float(len(t)), np.float32) for t in texts])
 
 
@@ -30,66 +28,50 @@ def test_vectors_are_the_encoders(encoder):
 
 
 def test_recent_texts_come_from_the_cache_least_recent_out():
-    encode = SlowEncoder()
+    encode = CountingEncoder()
     texts = TextVectors(encode, cache_size=2)
     for text in ("a", "bb", "a", "ccc", "a", "bb"):
         texts.vector(text)
-    assert encode.batches == [["a"], ["bb"], ["ccc"], ["bb"]]  # "bb" was the least recent when "ccc" came
+    assert encode.calls == [["a"], ["bb"], ["ccc"], ["bb"]]  # "bb" was the least recent when "ccc" came
     with pytest.raises(ValueError):
-        texts.vector("a")[0] = 1.0  # a cached vector is shared: read-only
+        texts.vector("a")[0] = 1.0  # shared by every request for the text: read-only
 
 
 def test_no_cache_means_the_model_every_time():
-    encode = SlowEncoder()
-    texts = TextVectors(encode, cache_size=0, batching=False)
+    encode = CountingEncoder()
+    texts = TextVectors(encode, cache_size=0)
     texts.vector("a")
     texts.vector("a")
-    assert encode.batches == [["a"], ["a"]]
+    assert encode.calls == [["a"], ["a"]]
 
 
-def _concurrently(texts, words):
-    results, threads = {}, []
-    for i, word in enumerate(words):
-        threads.append(threading.Thread(target=lambda i=i, w=word: results.__setitem__(i, texts.vector(w))))
-        threads[-1].start()
-        time.sleep(0.02)  # the first one is encoding by the time the others come
-    for thread in threads:
-        thread.join(10)
-    return results
+def test_the_next_page_of_a_query_skips_the_model(make_app, monkeypatch):
+    app = make_app()
+    texts, calls = app.extensions["photosearch"].texts, []
+    encode = texts._encode
+    monkeypatch.setattr(texts, "_encode", lambda batch: calls.append(batch) or encode(batch))
+    client = app.test_client()
+    first = client.get("/api/search?q=a+red+boat+at+dusk&k=5").get_json()
+    second = client.get("/api/search?q=a+red+boat+at+dusk&k=5&offset=5").get_json()
+    everything = client.get("/api/search?q=a+red+boat+at+dusk&k=10").get_json()
+    assert calls == [["a red boat at dusk"]]
+    assert [r["id"] for r in first["results"] + second["results"]] == [r["id"] for r in everything["results"]]
 
 
-def test_texts_that_wait_are_encoded_in_one_batch():
-    encode = SlowEncoder(seconds=0.3)
-    words = ["a", "bb", "ccc", "bb", "dddd"]
-    results = _concurrently(TextVectors(encode, cache_size=0), words)
-    assert encode.batches == [["a"], ["bb", "ccc", "dddd"]]  # the waiting ones together, each text once
-    for i, word in enumerate(words):
-        assert results[i][0] == len(word)
+def test_many_threads_get_the_right_vectors_and_the_cache_stays_bounded():
+    encode = CountingEncoder()
+    texts = TextVectors(encode, cache_size=8)
+    wrong = []
 
+    def ask(offset):
+        for i in range(200):
+            word = "x" * (1 + (offset + i) % 20)
+            if texts.vector(word)[0] != len(word):
+                wrong.append(word)
 
-def test_without_batching_each_text_is_its_own_call():
-    encode = SlowEncoder(seconds=0.1)
-    _concurrently(TextVectors(encode, cache_size=0, batching=False), ["a", "bb", "ccc"])
-    assert sorted(map(tuple, encode.batches)) == [("a",), ("bb",), ("ccc",)]
-
-
-def test_a_failed_batch_fails_every_request_in_it_and_the_next_one_works():
-    encode = SlowEncoder(seconds=0.2, fail=True)
-    texts = TextVectors(encode)
-    errors = []
-
-    def ask(word):
-        try:
-            texts.vector(word)
-        except RuntimeError as e:
-            errors.append(str(e))
-
-    threads = [threading.Thread(target=ask, args=(w,)) for w in ("a", "bb", "ccc")]
+    threads = [threading.Thread(target=ask, args=(n,)) for n in range(6)]
     for thread in threads:
         thread.start()
-        time.sleep(0.02)
     for thread in threads:
-        thread.join(10)
-    assert errors == ["the model broke"] * 3
-    encode.fail = False
-    assert texts.vector("a")[0] == 1.0
+        thread.join(30)
+    assert wrong == [] and len(texts._cache) == 8
