@@ -23,6 +23,7 @@ from .model_spec import DEFAULT_MODEL, DEFAULT_PRETRAINED, DEVICES, ModelFingerp
 
 _CHECKPOINT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".npz", ".ckpt")
 
+
 def resolve_device(device="auto"):
     if device not in DEVICES:
         raise InvalidArgumentError(f"unknown device {device!r}; choose one of {', '.join(DEVICES)}")

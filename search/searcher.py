@@ -21,6 +21,11 @@ class QueryTerm:
     weight: float = 1.0
 
 
+def excluded_ids(terms):
+    """A query of one image id ("more like this") leaves that image out of its results."""
+    return (terms[0].value,) if len(terms) == 1 and terms[0].kind == "id" else ()
+
+
 class Searcher:
     """A bundle plus the encoder of its embedding space."""
 
@@ -79,8 +84,7 @@ class Searcher:
         A query made of a single image id leaves that image out ("more like this").
         """
         terms = list(terms)
-        if len(terms) == 1 and terms[0].kind == "id" and "exclude" not in options:
-            options["exclude"] = (terms[0].value,)
+        options.setdefault("exclude", excluded_ids(terms))
         return self.bundle.search(self.query_vector(terms), **options)
 
     def search_text(self, text, **options):

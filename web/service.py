@@ -16,7 +16,7 @@ from search import ranking
 from search.bundle import Bundle
 from search.errors import SearchError
 from search.manifest import MANIFEST
-from search.searcher import QueryTerm, Searcher
+from search.searcher import QueryTerm, Searcher, excluded_ids
 
 from .texts import TextVectors
 
@@ -98,7 +98,7 @@ class Service:
         kind = terms[0].kind if len(terms) == 1 else "combined"
         with self.metrics.stage("embed", kind):
             vector = searcher.query_vector([self._text_as_vector(t) for t in terms])
-        exclude = (terms[0].value,) if len(terms) == 1 and terms[0].kind == "id" else ()
+        exclude = excluded_ids(terms)
         with self.metrics.stage("search", kind):
             page = searcher.bundle.search(vector, k=k, offset=offset, min_score=min_score,
                                           path_prefix=path_prefix, exclude=exclude)
