@@ -265,7 +265,7 @@ def main(argv=None):
     parser.add_argument("--model", choices=sorted(MODELS), default="vit-b-32",
                         help="seeded random-init model of the bundle (tiny: fast, for a smoke run)")
     parser.add_argument("--photos", type=int, default=300, help="generated photos in the bundle")
-    parser.add_argument("--threads", type=int, default=4, help="gunicorn threads (one worker)")
+    parser.add_argument("--threads", type=int, default=16, help="gunicorn threads (one worker)")
     parser.add_argument("--max-requests", type=int, default=100_000, help="per client: a bound on its loop")
     parser.add_argument("--sample-interval", type=float, default=1.0, help="seconds between memory samples")
     parser.add_argument("--workdir", default=WORKDIR, help="where photos, checkpoints and bundles are kept")

@@ -20,6 +20,7 @@ import torch
 from .errors import InvalidArgumentError, ModelLoadError, WeightsUnavailableError
 from .images import load_image
 from .model_spec import DEFAULT_MODEL, DEFAULT_PRETRAINED, DEVICES, ModelFingerprint, file_sha256
+from .text_tower import TrimmedTextTower
 
 _CHECKPOINT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".npz", ".ckpt")
 
@@ -50,6 +51,8 @@ class Encoder:
 
     def __init__(self, model, preprocess, tokenizer, fingerprint, device):
         self.model = model.eval()
+        # Stops text encoding at the end-of-text token where that gives the same vectors.
+        self._text_tower = TrimmedTextTower.for_model(self.model, tokenizer, device)
         self.preprocess = preprocess
         self.tokenizer = tokenizer
         self.fingerprint = fingerprint
@@ -78,7 +81,8 @@ class Encoder:
         if not texts:
             return np.zeros((0, self.dim), np.float32)
         tokens = self.tokenizer(texts).to(self.device)
-        return self._finish(self.model.encode_text(tokens))
+        encode = self._text_tower.encode if self._text_tower else self.model.encode_text
+        return self._finish(encode(tokens))
 
     def embed_image(self, source, max_pixels=None):
         """Decode one image (path, bytes or PIL image) and embed it: shape ``[dim]``."""

@@ -9,6 +9,7 @@ from search import encoder as encoder_module
 from search.encoder import load_encoder
 from search.errors import InvalidArgumentError, ModelLoadError, ModelMismatchError, WeightsUnavailableError
 from search.model_spec import DEFAULT_MODEL, DEFAULT_PRETRAINED, ModelFingerprint
+from search.text_tower import TrimmedTextTower
 from tests.conftest import TINY_MODEL
 from tests.photos import make_image
 
@@ -91,3 +92,28 @@ def test_fingerprints_compare_by_weights_not_path():
     assert a.same_space(b) and not a.same_space(c)
     with pytest.raises(ModelMismatchError, match="built with ViT-B-32"):
         a.check_same_space(c)
+
+
+TEXTS = ["a", "a red square", "a photo of a dog on the beach at sunset, seen from far away", "word " * 90, ""]
+
+
+def test_text_vectors_equal_open_clip_full_context(encoder, tiny_checkpoint):
+    """Text encoding stops at the end-of-text token; the vectors are the 77-token ones."""
+    model = open_clip.create_model(TINY_MODEL, pretrained=str(tiny_checkpoint)).eval()
+    tokenizer = open_clip.get_tokenizer(TINY_MODEL)
+    assert TrimmedTextTower.for_model(model, tokenizer, "cpu") is not None
+    with torch.no_grad():
+        reference = model.encode_text(tokenizer(TEXTS), normalize=True).numpy()
+    np.testing.assert_allclose(encoder.encode_texts(TEXTS), reference, atol=1e-5)  # mixed lengths in one batch
+    for text, expected in zip(TEXTS, reference):
+        np.testing.assert_allclose(encoder.encode_texts([text])[0], expected, atol=1e-5)
+
+
+def test_text_towers_the_shortcut_does_not_describe_keep_full_context(tiny_checkpoint):
+    tokenizer = open_clip.get_tokenizer(TINY_MODEL)
+    model = open_clip.create_model(TINY_MODEL, pretrained=str(tiny_checkpoint)).eval()
+    model.text_pool_type = "last"  # pooling at the last position reads the padding
+    assert TrimmedTextTower.for_model(model, tokenizer, "cpu") is None
+    model.text_pool_type = "argmax"
+    model.attn_mask = torch.zeros_like(model.attn_mask)  # bidirectional attention: padding matters
+    assert TrimmedTextTower.for_model(model, tokenizer, "cpu") is None

@@ -1,6 +1,7 @@
-"""Text vectors of the service: the encoder's own, the recent ones from a bounded LRU cache."""
+"""Text vectors of the service: the encoder's own, concurrent texts batched, recent ones cached."""
 
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -9,16 +10,45 @@ from web.texts import TextVectors
 
 
 class CountingEncoder:
-    """A stand-in for ``encode_texts`` that records every call."""
+    """A stand-in for ``encode_texts`` that records every call; ``gate`` holds the first call."""
 
-    def __init__(self):
+    def __init__(self, gate=None):
         self.calls = []
+        self.gate = gate
         self._lock = threading.Lock()
 
     def __call__(self, texts):
         with self._lock:
             self.calls.append(list(texts))
+        if self.gate is not None and len(self.calls) == 1:
+            assert self.gate.wait(10)
+        if "boom" in texts:
+            raise RuntimeError("the model failed")
         return np.stack([np.full(4, float(len(t)), np.float32) for t in texts])
+
+
+def ask_together(texts, words):
+    """``texts.vector`` of each word from its own thread; returns the answers (or errors) by word."""
+    answers = {}
+
+    def ask(word):
+        try:
+            answers[word] = texts.vector(word)
+        except RuntimeError as e:
+            answers[word] = e
+
+    threads = [threading.Thread(target=ask, args=(w,)) for w in words]
+    for thread in threads:
+        thread.start()
+    return threads, answers
+
+
+def wait_for_queue(texts, length):
+    for _ in range(1000):
+        if len(texts._queue) == length:
+            return
+        time.sleep(0.005)
+    raise AssertionError(f"queue never reached {length}: {texts._queue}")
 
 
 def test_vectors_are_the_encoders(encoder):
@@ -75,3 +105,39 @@ def test_many_threads_get_the_right_vectors_and_the_cache_stays_bounded():
     for thread in threads:
         thread.join(30)
     assert wrong == [] and len(texts._cache) == 8
+
+
+def test_texts_that_arrive_during_an_encoding_share_the_next_one():
+    gate = threading.Event()
+    encode = CountingEncoder(gate)
+    texts = TextVectors(encode, cache_size=0)
+    first, answers = ask_together(texts, ["a"])
+    while not encode.calls:
+        time.sleep(0.005)
+    words = ["bb", "ccc", "bb", "dddd", "ccc"]  # repeats: one encoding per distinct text
+    threads, more = ask_together(texts, words)
+    wait_for_queue(texts, 3)
+    gate.set()
+    for thread in first + threads:
+        thread.join(10)
+    answers.update(more)
+    assert sorted(map(sorted, encode.calls)) == [["a"], ["bb", "ccc", "dddd"]]
+    assert {w: float(v[0]) for w, v in answers.items()} == {w: float(len(w)) for w in ["a", *words]}
+
+
+def test_a_failed_encoding_fails_its_requests_only():
+    gate = threading.Event()
+    encode = CountingEncoder(gate)
+    texts = TextVectors(encode)
+    first, answers = ask_together(texts, ["a"])
+    while not encode.calls:
+        time.sleep(0.005)
+    threads, more = ask_together(texts, ["boom", "bb"])  # one batch, which fails
+    wait_for_queue(texts, 2)
+    gate.set()
+    for thread in first + threads:
+        thread.join(10)
+    assert float(answers["a"][0]) == 1.0
+    assert all(isinstance(more[w], RuntimeError) for w in ("boom", "bb"))
+    assert float(texts.vector("bb")[0]) == 2.0  # not cached as failed; the next request encodes it
+    assert texts._pending == {}
