@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import WORKDIR, emit, machine, random_checkpoint
+from .common import SERVER_ENV, WORKDIR, emit, machine, random_checkpoint
 from .datasets import write_photo_folder
 
 TINY = {
@@ -275,7 +275,7 @@ def main(argv=None):
 
     index, paths, build_s = build_bundle(args.model, args.photos, args.workdir)
     port = free_port()
-    env = dict(os.environ, PHOTOSEARCH_INDEX=index, PHOTOSEARCH_DEVICE="cpu",
+    env = dict(os.environ, **SERVER_ENV, PHOTOSEARCH_INDEX=index, PHOTOSEARCH_DEVICE="cpu",
                **dict(item.split("=", 1) for item in args.env))
     env.pop("PHOTOSEARCH_TOKEN", None)
     command = [sys.executable, "-m", "gunicorn", "--workers", "1", "--threads", str(args.threads),

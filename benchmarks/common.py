@@ -11,6 +11,10 @@ import numpy as np
 
 # Generated photos, checkpoints and bundles are kept here between runs.
 WORKDIR = os.path.join(os.path.expanduser("~"), ".cache", "clipsearch-bench")
+# The environment of the README's production command: glibc gives each thread
+# its own malloc arena by default, and the memory of 16 server threads then
+# grows steadily under load (see RESULTS.md, "Load").
+SERVER_ENV = {"MALLOC_ARENA_MAX": "2"}
 
 
 def machine():

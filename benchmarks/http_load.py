@@ -15,7 +15,7 @@ import tempfile
 import threading
 import time
 
-from .common import summary_ms
+from .common import SERVER_ENV, summary_ms
 
 READY_TIMEOUT_S = 240  # model load and warm-up on a slow CPU
 
@@ -31,7 +31,7 @@ def http_available():
 def serve_and_measure(bundle_dir, texts, levels, gunicorn_args):
     """Start gunicorn on ``bundle_dir``, POST text queries at each concurrency level, stop it."""
     port = _free_port()
-    env = dict(os.environ, PHOTOSEARCH_INDEX=bundle_dir, PHOTOSEARCH_DEVICE="cpu")
+    env = dict(os.environ, **SERVER_ENV, PHOTOSEARCH_INDEX=bundle_dir, PHOTOSEARCH_DEVICE="cpu")
     env.pop("PHOTOSEARCH_TOKEN", None)
     with tempfile.TemporaryFile("w+") as log:
         proc = subprocess.Popen([sys.executable, "-m", "gunicorn", *gunicorn_args, "--bind", f"127.0.0.1:{port}",

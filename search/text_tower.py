@@ -2,9 +2,9 @@
 
 A CLIP text tower pads every query to 77 tokens, but its attention is causal
 and it reads its output at the end-of-text token, so the padding after that
-token cannot change the result. A query of a few words needs about a tenth
-of the 77 positions; running only those is the same vector for several
-times less work (``benchmarks/bench_query.py`` measures it).
+token cannot change the result. A query of a few words needs a tenth to a
+fifth of the 77 positions; running only those gives the same vector in about
+half the time on a CPU (``benchmarks/bench_query.py`` measures it).
 """
 
 import torch

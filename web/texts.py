@@ -1,11 +1,11 @@
 """Text query vectors for the service: concurrent texts encoded together, recent ones cached.
 
 Batching: the texts of requests that arrive while the model is busy are
-encoded together in its next call. A batch of short texts costs little more
-than one text (the model's weights are read once; measured by
-``benchmarks/bench_query.py``), so under load throughput grows with the
-batch. There is no timer: a lone query is encoded at once, and a query that
-arrives during an encoding would wait for it anyway.
+encoded together in its next call. Short texts cost about a third as much
+each in a call of 16 as one at a time (``benchmarks/bench_query.py``), so
+under load throughput grows with the batch. There is no timer: a lone query
+is encoded at once, and a query that arrives during an encoding would wait
+for it anyway.
 
 Caching: the page loads further pages of a query (``offset``) as the user
 scrolls, each with the same text, and popular queries repeat; those come from
@@ -43,7 +43,12 @@ class TextVectors:
             start = not self._encoding
             self._encoding = True
         if start:  # the thread ends when the queue is empty: nothing lingers between bursts
-            threading.Thread(target=self._run_batches, name="text-encoder", daemon=True).start()
+            try:
+                threading.Thread(target=self._run_batches, name="text-encoder", daemon=True).start()
+            except RuntimeError:  # no thread to be had: the next request tries again
+                with self._lock:
+                    self._encoding = False
+                raise
         return future.result()
 
     def _run_batches(self):

@@ -141,3 +141,17 @@ def test_a_failed_encoding_fails_its_requests_only():
     assert all(isinstance(more[w], RuntimeError) for w in ("boom", "bb"))
     assert float(texts.vector("bb")[0]) == 2.0  # not cached as failed; the next request encodes it
     assert texts._pending == {}
+
+
+def test_a_thread_that_cannot_start_leaves_no_request_hanging(monkeypatch):
+    texts = TextVectors(CountingEncoder())
+
+    class NoThreads(threading.Thread):
+        def start(self):
+            raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr("web.texts.threading.Thread", NoThreads)
+    with pytest.raises(RuntimeError):
+        texts.vector("aa")
+    monkeypatch.undo()
+    assert float(texts.vector("aa")[0]) == 2.0  # the text left queued is encoded by the next thread
