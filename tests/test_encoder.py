@@ -117,3 +117,17 @@ def test_text_towers_the_shortcut_does_not_describe_keep_full_context(tiny_check
     model.text_pool_type = "argmax"
     model.attn_mask = torch.zeros_like(model.attn_mask)  # bidirectional attention: padding matters
     assert TrimmedTextTower.for_model(model, tokenizer, "cpu") is None
+
+
+@pytest.mark.slow
+def test_the_default_architecture_stops_at_the_end_of_text_token():
+    """ViT-B-32 (seeded random init): the trimmed text tower is used and gives open_clip's vectors."""
+    torch.manual_seed(0)
+    model = open_clip.create_model(DEFAULT_MODEL).eval()
+    tokenizer = open_clip.get_tokenizer(DEFAULT_MODEL)
+    tower = TrimmedTextTower.for_model(model, tokenizer, "cpu")
+    assert tower is not None
+    with torch.no_grad():
+        for batch in [TEXTS[:3], *([t] for t in TEXTS)]:  # trimmed to the longest text of each call
+            tokens = tokenizer(batch)
+            np.testing.assert_allclose(tower.encode(tokens).numpy(), model.encode_text(tokens).numpy(), atol=1e-4)
