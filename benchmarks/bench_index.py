@@ -106,9 +106,9 @@ def compare(folder, paths, args, checkpoint, encoder):
         "ratio_end_to_end_to_encoder_only": round(marginal / limit, 3),
         "ratio_end_to_end_to_naive": round(marginal / naive, 2),
         "decode_worker_ms_per_image": round(decode_s * 1e3, 1),
-        # When the encoder alone keeps every core busy, a worker's decoding can only
-        # take cycles from it: the best end-to-end / encoder-only ratio on this CPU.
-        "ceiling_ratio_on_this_cpu": round(1 / (1 + decode_s * limit / os.cpu_count()), 3),
+        # The end-to-end / encoder-only ratio if every decoding cycle were taken from
+        # the encoder; above it, the workers used cycles the encoder left idle.
+        "ratio_if_decoding_took_encoder_cycles": round(1 / (1 + decode_s * limit / os.cpu_count()), 3),
     }
 
 

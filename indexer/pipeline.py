@@ -1,7 +1,9 @@
 """The build: walk -> decode and preprocess (worker processes) -> embed -> write.
 
 Decoding runs in a pool of worker processes, a bounded number of chunks ahead
-of the encoder, so the model rarely waits and memory stays flat. Embeddings are
+of the encoder, so memory stays flat. The workers run at idle priority, on
+the cycles the encoder leaves, and the builder decodes a chunk itself rather
+than wait for one, so the model neither slows down nor waits. Embeddings are
 checkpointed as they are made, so a killed build resumes where it stopped.
 """
 
@@ -24,11 +26,19 @@ from search.manifest import MANIFEST, Manifest
 from search.model_spec import DEFAULT_MODEL, DEFAULT_PRETRAINED
 
 from .checkpoint import Checkpoint
-from .decode import Decoded, decode_many, init_worker
+from .decode import Decoded, claim, decode_chunk, decode_many, init_worker
 from .plan import assemble, plan_changes
 from .walk import walk_photos
 
 CHUNK = 8  # files per worker task: fewer round trips, still fine-grained
+
+
+@dataclass
+class _Chunk:
+    number: int
+    files: list
+    pending: object = None  # the worker's AsyncResult
+    results: list | None = None  # decoded here, or the worker's once fetched
 
 
 class BuildError(SearchError):
@@ -197,30 +207,55 @@ class _Build:
         return read, resumed
 
     def _decoded(self, encoder, files):
-        """Decode results in file order, produced by workers ahead of the consumer."""
-        initargs = (encoder.preprocess, self.config.max_pixels, encoder.image_size)
-        chunks = (files[i:i + CHUNK] for i in range(0, len(files), CHUNK))
+        """Decode results in file order, produced by workers ahead of the consumer.
+
+        Workers run at idle priority (``decode._lowest_priority``). When the
+        next chunk is not ready, this process decodes the earliest chunk no
+        worker has taken yet rather than wait with cores idle.
+        """
+        chunks = (_Chunk(n, files[i:i + CHUNK]) for n, i in enumerate(range(0, len(files), CHUNK)))
         if self.config.workers == 0:
-            init_worker(*initargs, threads=os.cpu_count() or 1, in_pool=False)
+            init_worker(encoder.preprocess, self.config.max_pixels, encoder.image_size,
+                        threads=os.cpu_count() or 1, in_pool=False)
             for chunk in chunks:
-                t = time.perf_counter()
-                results = decode_many(chunk)
-                self.stages.timed("decode", t)
-                yield from results
+                yield from self._decode_here(chunk.files)
             return
+        import torch
+
         # fork starts workers at once (as torch's DataLoader does); spawn would
         # re-import torch and open_clip in each, several seconds.
         context = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
+        claims = context.Array("b", -(-len(files) // CHUNK))  # 1: a worker or this process has taken the chunk
+        initargs = (encoder.preprocess, self.config.max_pixels, encoder.image_size, claims)
+        init_worker(*initargs, threads=torch.get_num_threads(), in_pool=False)  # to decode here too
         with context.Pool(self.config.workers, initializer=init_worker, initargs=initargs) as pool:
-            window = deque(pool.apply_async(decode_many, (c,)) for c in islice(chunks, 4 * self.config.workers))
+            def submit(chunk):
+                chunk.pending = pool.apply_async(decode_chunk, (chunk.number, chunk.files))
+                return chunk
+
+            window = deque(submit(c) for c in islice(chunks, 4 * self.config.workers))
             while window:
-                t = time.perf_counter()
-                results = window.popleft().get()
-                self.stages.timed("wait_for_decode", t)
+                head = window[0]
+                while head.results is None and not head.pending.ready():
+                    free = next((c for c in window if c.results is None and claim(claims, c.number)), None)
+                    if free is None:  # every chunk in the window is taken: wait for the head
+                        break
+                    free.results = self._decode_here(free.files)
+                window.popleft()
                 nxt = next(chunks, None)
                 if nxt is not None:
-                    window.append(pool.apply_async(decode_many, (nxt,)))
-                yield from results
+                    window.append(submit(nxt))
+                if head.results is None:
+                    t = time.perf_counter()
+                    head.results = head.pending.get()
+                    self.stages.timed("wait_for_decode", t)
+                yield from head.results
+
+    def _decode_here(self, files):
+        t = time.perf_counter()
+        results = decode_many(files)
+        self.stages.timed("decode", t)
+        return results
 
     def _write(self, records, new_vectors, old_records, fingerprint):
         t = time.perf_counter()

@@ -1,8 +1,10 @@
 """Building and updating bundles through the pipeline, with the tiny model."""
 
 import io
+import multiprocessing
 import os
 import shutil
+import time
 
 import numpy as np
 import pytest
@@ -118,6 +120,24 @@ def test_worker_processes_give_the_same_vectors(tmp_path, make_config):
     make_config(photos, index=str(tmp_path / "pooled"), workers=2)()
     a, b = Bundle.open(tmp_path / "inline"), Bundle.open(tmp_path / "pooled")
     np.testing.assert_allclose(a.vectors, b.vectors, atol=1e-5)
+
+
+def test_workers_that_never_get_the_cpu_cannot_stall_the_build(tmp_path, make_config, monkeypatch):
+    """Workers decode at idle priority; starved completely, the builder decodes every chunk itself."""
+    photos = tmp_path / "photos"
+    make_photo_tree(photos, 40)
+    make_config(photos, index=str(tmp_path / "inline"))()
+    monkeypatch.setattr(decode, "_lowest_priority", lambda: time.sleep(3600))  # in the forked workers
+    summary = make_config(photos, index=str(tmp_path / "starved"), workers=2)()
+    assert summary.embedded == 40 and "wait_for_decode" not in summary.stages and summary.stages["decode"] > 0
+    a, b = Bundle.open(tmp_path / "inline"), Bundle.open(tmp_path / "starved")
+    assert a.metadata.all() == b.metadata.all()
+    np.testing.assert_allclose(a.vectors, b.vectors, atol=1e-5)
+
+
+def test_decode_chunks_are_taken_once():
+    claims = multiprocessing.get_context("fork").Array("b", 3)
+    assert [decode.claim(claims, n) for n in (0, 2, 0, 2, 1)] == [True, True, False, False, True]
 
 
 def test_unreadable_and_vanishing_files_are_skipped(tmp_path, make_config, monkeypatch):
