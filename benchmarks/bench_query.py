@@ -79,7 +79,8 @@ def in_process(searcher, args):
     ids = searcher.bundle.ids[rng.choice(searcher.bundle.count, args.queries, replace=False)]
     images = [jpeg(seed) for seed in range(args.image_queries)]
     out = {
-        "text": summary_ms(latencies(lambda t: searcher.search_text(t, k=24), texts(args.queries, offset=IN_PROCESS_TEXTS))),
+        "text": summary_ms(latencies(lambda t: searcher.search_text(t, k=24),
+                                     texts(args.queries, offset=IN_PROCESS_TEXTS))),
         "image": summary_ms(latencies(lambda b: searcher.search_image(b, k=24), images, warmup=1)),
         "more_like_this": summary_ms(latencies(lambda i: searcher.search_id(int(i), k=24), list(ids))),
     }
