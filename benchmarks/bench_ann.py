@@ -19,10 +19,10 @@ import tempfile
 
 import numpy as np
 
-from search import ann, index_choice
+from search import ann, index_choice, index_tuning
 
 from .common import emit, latencies, machine, summary_ms, timed
-from .datasets import collection_and_queries, exact_top_k, recall_at_k
+from .datasets import collection_and_queries, exact_top_k
 
 SIZES = {"small": 20_000, "medium": 100_000, "large": 1_000_000, "huge": 10_000_000}
 K = 10
@@ -84,11 +84,9 @@ def measure(tmp, index_type, ids, vectors, stored, queries, truth, single):
 
     def one(query):
         _, found = ann.search(loaded, query[None, :], ann.candidate_count(loaded, K))
-        cand = found[0][found[0] >= 0]
-        scores = stored[np.searchsorted(ids, cand)] @ query  # exact, as Bundle.search does
-        return cand[np.argsort(-scores, kind="stable")[:K]]
+        return index_tuning.refine(found, query[None, :], ids, stored, K)[0]  # exact, as Bundle.search does
 
-    exact = index_type == "Flat"
+    exact = index_type == ann.FLAT
     # Flat is slow at 1M (about 0.1 s per query even in a batch): checked on fewer queries.
     batch_q = queries[:100] if exact else queries
     (_, batch_found), batch_s = timed(ann.search, loaded, batch_q, ann.candidate_count(loaded, K))
@@ -99,7 +97,7 @@ def measure(tmp, index_type, ids, vectors, stored, queries, truth, single):
         "build_s": round(build_s, 1),
         "bytes_per_vector": round(os.path.getsize(path) / n, 1),
         "rss_bytes_per_vector": round(held_bytes(path) / n, 1),
-        "recall_at_10": round(recall_at_k(found, truth[:len(found)], K), 4),
+        "recall_at_10": round(index_tuning.recall(found, truth[:len(found)]), 4),
         "recall_queries": len(found),
         "single": summary_ms(latencies(one, list(queries[:count]))),
         "batch_qps": round(len(batch_q) / batch_s, 1),

@@ -23,10 +23,8 @@ import http.client
 import json
 import os
 import random
-import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import urllib.parse
@@ -36,8 +34,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import SERVER_ENV, WORKDIR, emit, machine, random_checkpoint
+from .common import WORKDIR, emit, machine, random_checkpoint
 from .datasets import write_photo_folder
+from .http_load import http_json, production_server
 
 TINY = {
     "embed_dim": 32,
@@ -146,33 +145,6 @@ def _json(value):
     return json.dumps(value).encode()
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def http_json(url, path, timeout=REQUEST_TIMEOUT_S):
-    with urllib.request.urlopen(url + path, timeout=timeout) as response:
-        return json.load(response)
-
-
-def wait_ready(url, server, log, timeout):
-    """Seconds until ``/healthz`` answers (the model is loaded and warmed up); fails if the server exits."""
-    started = time.monotonic()
-    while True:
-        if server.poll() is not None:
-            log.seek(0)
-            raise SystemExit(f"the server exited with status {server.returncode}:\n{log.read()[-3000:]}")
-        try:
-            http_json(url, "/healthz", timeout=max(1.0, timeout - (time.monotonic() - started)))
-            return round(time.monotonic() - started, 1)
-        except (OSError, http.client.HTTPException):
-            if time.monotonic() - started > timeout:
-                raise SystemExit(f"the server was not ready after {timeout} s") from None
-            time.sleep(0.5)
-
-
 class MemorySampler(threading.Thread):
     """Resident memory of a process and its children, every ``interval`` seconds, until stopped."""
 
@@ -274,19 +246,11 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     index, paths, build_s = build_bundle(args.model, args.photos, args.workdir)
-    port = free_port()
-    env = dict(os.environ, **SERVER_ENV, PHOTOSEARCH_INDEX=index, PHOTOSEARCH_DEVICE="cpu",
-               **dict(item.split("=", 1) for item in args.env))
-    env.pop("PHOTOSEARCH_TOKEN", None)
-    command = [sys.executable, "-m", "gunicorn", "--workers", "1", "--threads", str(args.threads),
-               "--bind", f"127.0.0.1:{port}", "web:create_app()"]
-    with tempfile.TemporaryFile("w+") as log:
-        server = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                  cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-        sampler = None
+    env = dict(item.split("=", 1) for item in args.env)
+    gunicorn_args = ["--workers", "1", "--threads", str(args.threads)]
+    sampler = None
+    with production_server(index, gunicorn_args, env, ready_timeout=300) as (url, server, ready_s):
         try:
-            url = f"http://127.0.0.1:{port}"
-            ready_s = wait_ready(url, server, log, timeout=300)
             ids = [r["id"] for r in http_json(url, "/api/search?q=a+photo&k=200")["results"]]
             uploads = [Path(p).read_bytes() for p in paths[:8]]
             material = {"uploads": uploads, "ids": ids}
@@ -300,12 +264,6 @@ def main(argv=None):
         finally:
             if sampler is not None:
                 sampler.stop.set()
-            server.terminate()
-            try:
-                server.wait(30)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
     emit({
         "benchmark": "load", "machine": machine(),
         "config": {"clients": args.clients, "seconds": args.seconds, "warmup_seconds": args.warmup_seconds,

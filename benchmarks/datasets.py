@@ -79,12 +79,6 @@ def exact_top_k(vectors, queries, k, chunk=131_072):
     return best_s, best_i
 
 
-def recall_at_k(found, truth, k=10):
-    """Mean fraction of the true ``k`` nearest found among the first ``k`` results."""
-    hits = [len(set(f[:k].tolist()) & set(t[:k].tolist())) for f, t in zip(found, truth)]
-    return float(np.mean(hits)) / k
-
-
 def natural_photo(seed, size=(1600, 1200), scenes=4):
     """A seeded RGB image with the statistics of a photo.
 

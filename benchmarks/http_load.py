@@ -1,8 +1,11 @@
-"""HTTP load for ``bench_query``: the production server on 127.0.0.1 and a bounded client.
+"""The production server for the benchmarks, and ``bench_query``'s bounded HTTP client.
 
-Each concurrency level runs a fixed number of requests from that many client
-threads, each over its own keep-alive connection, and reports latency
-percentiles and throughput (requests over wall time).
+``production_server`` runs gunicorn on ``web:create_app()`` at 127.0.0.1 with
+the README's environment, as ``bench_query`` and ``bench_load`` measure it.
+Each concurrency level of ``serve_and_measure`` runs a fixed number of
+requests from that many client threads, each over its own keep-alive
+connection, and reports latency percentiles and throughput (requests over
+wall time).
 """
 
 import http.client
@@ -14,10 +17,14 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
+import urllib.request
+from contextlib import contextmanager
 
 from .common import SERVER_ENV, summary_ms
 
 READY_TIMEOUT_S = 240  # model load and warm-up on a slow CPU
+REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def http_available():
@@ -28,37 +35,45 @@ def http_available():
     return True
 
 
+@contextmanager
+def production_server(bundle_dir, gunicorn_args, env=None, ready_timeout=READY_TIMEOUT_S):
+    """gunicorn serving ``bundle_dir``; yields ``(url, process, seconds until /healthz answered)``, then stops it."""
+    port = free_port()
+    environ = dict(os.environ, **SERVER_ENV, PHOTOSEARCH_INDEX=bundle_dir, PHOTOSEARCH_DEVICE="cpu", **(env or {}))
+    environ.pop("PHOTOSEARCH_TOKEN", None)
+    command = [sys.executable, "-m", "gunicorn", *gunicorn_args, "--bind", f"127.0.0.1:{port}", "web:create_app()"]
+    with tempfile.TemporaryFile("w+") as log:
+        server = subprocess.Popen(command, env=environ, stdout=log, stderr=subprocess.STDOUT, cwd=REPOSITORY)
+        try:
+            url = f"http://127.0.0.1:{port}"
+            yield url, server, wait_ready(url, server, log, ready_timeout)
+        finally:
+            server.terminate()
+            try:
+                server.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
+
+
 def serve_and_measure(bundle_dir, texts, levels, gunicorn_args):
     """Start gunicorn on ``bundle_dir``, POST text queries at each concurrency level, stop it."""
-    port = _free_port()
-    env = dict(os.environ, **SERVER_ENV, PHOTOSEARCH_INDEX=bundle_dir, PHOTOSEARCH_DEVICE="cpu")
-    env.pop("PHOTOSEARCH_TOKEN", None)
-    with tempfile.TemporaryFile("w+") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "gunicorn", *gunicorn_args, "--bind", f"127.0.0.1:{port}",
-                                 "web:create_app()"], env=env, stdout=log, stderr=subprocess.STDOUT)
-        try:
-            started = _wait_ready(port, proc, log)
-            out = {"startup_s": round(started, 1)}
-            per_level = len(texts) // len(levels)
-            for i, level in enumerate(levels):
-                out[f"concurrency_{level}"] = _load(port, texts[i * per_level:(i + 1) * per_level], level)
-            return out
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+    with production_server(bundle_dir, gunicorn_args) as (url, _, ready_s):
+        out = {"startup_s": ready_s}
+        per_level = len(texts) // len(levels)
+        for i, level in enumerate(levels):
+            out[f"concurrency_{level}"] = _load(url, texts[i * per_level:(i + 1) * per_level], level)
+        return out
 
 
-def _load(port, texts, concurrency):
+def _load(url, texts, concurrency):
+    address = urllib.parse.urlsplit(url)
     chunks = [texts[i::concurrency] for i in range(concurrency)]
     seconds, errors = [], []
     lock = threading.Lock()
 
     def client(chunk):
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+        conn = http.client.HTTPConnection(address.hostname, address.port, timeout=120)
         for text in chunk:
             body = json.dumps({"text": text, "k": 24})
             start = time.perf_counter()
@@ -85,24 +100,28 @@ def _load(port, texts, concurrency):
     return result
 
 
-def _wait_ready(port, proc, log):
-    start = time.perf_counter()
-    while time.perf_counter() - start < READY_TIMEOUT_S:
-        if proc.poll() is not None:
-            log.seek(0)
-            raise SystemExit(f"gunicorn exited with {proc.returncode}:\n{log.read()[-3000:]}")
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-            conn.request("GET", "/healthz")
-            if conn.getresponse().status == 200:
-                return time.perf_counter() - start
-        except OSError:
-            pass
-        time.sleep(0.5)
-    raise SystemExit(f"gunicorn did not answer /healthz within {READY_TIMEOUT_S} s")
-
-
-def _free_port():
+def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def http_json(url, path, timeout=60):
+    with urllib.request.urlopen(url + path, timeout=timeout) as response:
+        return json.load(response)
+
+
+def wait_ready(url, server, log, timeout):
+    """Seconds until ``/healthz`` answers (the model is loaded and warmed up); fails if the server exits."""
+    started = time.monotonic()
+    while True:
+        if server.poll() is not None:
+            log.seek(0)
+            raise SystemExit(f"the server exited with status {server.returncode}:\n{log.read()[-3000:]}")
+        try:
+            http_json(url, "/healthz", timeout=max(1.0, timeout - (time.monotonic() - started)))
+            return round(time.monotonic() - started, 1)
+        except (OSError, http.client.HTTPException):
+            if time.monotonic() - started > timeout:
+                raise SystemExit(f"the server was not ready after {timeout} s") from None
+            time.sleep(0.5)
