@@ -37,7 +37,8 @@ def init_worker(preprocess, max_pixels, min_size, claims=None, threads=1, in_poo
 
     # One thread: parallelism comes from the processes, and a forked child must
     # not enter an OpenMP region that its parent started (it would hang).
-    torch.set_num_threads(threads)
+    if threads is not None:  # None: the builder itself, whose threads are the encoder's
+        torch.set_num_threads(threads)
     _state.update(preprocess=preprocess, max_pixels=max_pixels, min_size=min_size, claims=claims)
     if in_pool:
         _lowest_priority()

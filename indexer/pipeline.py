@@ -220,14 +220,12 @@ class _Build:
             for chunk in chunks:
                 yield from self._decode_here(chunk.files)
             return
-        import torch
-
         # fork starts workers at once (as torch's DataLoader does); spawn would
         # re-import torch and open_clip in each, several seconds.
         context = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
         claims = context.Array("b", -(-len(files) // CHUNK))  # 1: a worker or this process has taken the chunk
         initargs = (encoder.preprocess, self.config.max_pixels, encoder.image_size, claims)
-        init_worker(*initargs, threads=torch.get_num_threads(), in_pool=False)  # to decode here too
+        init_worker(*initargs, threads=None, in_pool=False)  # to decode here too
         with context.Pool(self.config.workers, initializer=init_worker, initargs=initargs) as pool:
             def submit(chunk):
                 chunk.pending = pool.apply_async(decode_chunk, (chunk.number, chunk.files))

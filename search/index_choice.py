@@ -70,7 +70,7 @@ def ivfpq_bytes(n, dim, lists, m):
 
 def estimate_bytes(index_type, n, dim):
     """Estimated memory per vector of an index type this module can choose, else None."""
-    if index_type == "Flat":
+    if index_type == ann.FLAT:
         return flat_bytes(dim)
     match = re.fullmatch(r"IVF(\d+),PQ(\d+)x4fs", index_type)
     return round(ivfpq_bytes(n, dim, int(match.group(1)), int(match.group(2))), 1) if match else None
@@ -92,7 +92,7 @@ def choose_index(n, dim, max_index_memory=None, flat_max_vectors=FLAT_MAX_VECTOR
     fits_flat = budget is None or n * flat <= budget
     if n < MIN_ANN_VECTORS or (n <= flat_max_vectors and fits_flat):
         why = f"exact search: {n} vectors" + ("" if fits_flat else ", too few to train an approximate index")
-        return IndexChoice("Flat", flat, why)
+        return IndexChoice(ann.FLAT, flat, why)
     per_vector = budget / n if budget is not None else DEFAULT_BYTES_PER_VECTOR
     lists = list_count(n)
     for m in pq_sizes(dim):
