@@ -7,8 +7,8 @@ Typical use::
     for result in searcher.search_text("a dog on a beach", k=10).results:
         print(result.score, result.path)
 
-Names are imported on first use: opening a bundle does not load torch or
-open_clip (several seconds), only encoding does.
+Names are imported on first use: only encoding loads open_clip, and opening a
+bundle loads torch only to look for a GPU to search on (``use_gpu=False`` does not).
 """
 
 import importlib

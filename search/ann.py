@@ -7,6 +7,8 @@ metadata database and the stored vectors agree on. Two families exist: exact
 ``k * k_factor`` candidates; the caller re-scores them exactly against the
 stored vectors (see ``Bundle.search``), which is the refine step that lifts
 4-bit PQ codes to recall@10 >= 0.95 without holding full vectors in memory.
+On a GPU that faiss cannot use, an exact torch index over the stored vectors
+(``gpu_index``) stands in for either family.
 """
 
 import os
@@ -14,6 +16,8 @@ from dataclasses import asdict, dataclass
 
 import faiss
 import numpy as np
+
+from .errors import InvalidArgumentError
 
 INDEX_FILE = "index.faiss"
 FLAT = "Flat"
@@ -38,12 +42,16 @@ class SearchParams:
 
 
 class SearchableIndex:
-    """A loaded faiss index together with the search parameters tuned for it."""
+    """A loaded index together with the search parameters tuned for it.
+
+    ``index`` is a faiss index or a ``gpu_index.TorchExactIndex``; both have
+    ``ntotal`` and ``search(queries, k)``.
+    """
 
     def __init__(self, index, params=None, memory_mapped=False):
         self.index = index
         self.memory_mapped = memory_mapped
-        ivf = faiss.try_extract_index_ivf(index)
+        ivf = _ivf(index)
         if params is None:  # the file's own nprobe (faiss stores it), no refine
             params = SearchParams(nprobe=ivf.nprobe if ivf is not None else 1)
         self.params = params if isinstance(params, SearchParams) else SearchParams.from_dict(params)
@@ -53,6 +61,11 @@ class SearchableIndex:
     @property
     def ntotal(self):
         return self.index.ntotal
+
+
+def _ivf(index):
+    """The IVF part of a faiss ``index``, or None (also for a torch index)."""
+    return faiss.try_extract_index_ivf(index) if isinstance(index, faiss.Index) else None
 
 
 def gpu_count():
@@ -89,26 +102,43 @@ def save_index(index, path):
 
 
 def _raw(index):
-    """The faiss index itself (faiss's own wrappers also have an ``index`` attribute)."""
+    """The index itself (faiss's own wrappers also have an ``index`` attribute)."""
     return index.index if isinstance(index, SearchableIndex) else index
 
 
-def load_index(path, use_gpu="auto", params=None, mmap="auto"):
+def load_index(path, use_gpu="auto", params=None, mmap="auto", stored=None, gpu_device="cuda"):
     """Read the index at ``path`` with its search ``params`` (a dict from the manifest).
 
     ``mmap``: True maps the file instead of reading it (pages load on demand);
     ``"auto"`` does so when the file is larger than half the available memory.
     Flat indexes map their vectors; faiss 1.15 still reads fast-scan inverted
     lists into memory, which at <= 128 bytes per vector is 16x less than flat.
+
+    ``use_gpu``: True, False or ``"auto"`` (when there is a GPU). A flat index
+    moves to faiss's GPUs where faiss has GPU support. Otherwise, given the
+    ``stored`` ``(ids, vectors)`` it was built from, an exact torch index over
+    them on ``gpu_device`` replaces any index, if they fit; with True, failing
+    to do so raises :class:`InvalidArgumentError` instead of searching on the CPU.
     """
     if mmap == "auto":
         mmap = os.path.getsize(path) > available_memory() // 2
     flags = faiss.IO_FLAG_MMAP | faiss.IO_FLAG_MMAP_IFC | faiss.IO_FLAG_READ_ONLY if mmap else 0
-    index = faiss.read_index(path, flags)
-    # Only exact indexes move to the GPU: faiss has no GPU version of PQ fast-scan.
-    is_flat = faiss.try_extract_index_ivf(index) is None
-    if is_flat and (use_gpu is True or (use_gpu == "auto" and gpu_count() > 0)):
-        index = to_gpu(index)
+    index = None
+    if use_gpu is not False and gpu_count() > 0:
+        index = faiss.read_index(path, flags)
+        if _ivf(index) is None:  # faiss has no GPU version of PQ fast-scan
+            return SearchableIndex(to_gpu(index), params, memory_mapped=bool(mmap))
+    if use_gpu is True and stored is None:
+        raise InvalidArgumentError("use_gpu=True needs faiss with GPU support and a flat index, "
+                                   "or the stored vectors for a torch index")
+    if use_gpu is not False and stored is not None:
+        from . import gpu_index  # torch loads only here
+
+        exact = gpu_index.exact_index(*stored, device=gpu_device, required=use_gpu is True)
+        if exact is not None:  # exact: the approximate index's tuned params no longer apply
+            return SearchableIndex(exact)
+    if index is None:
+        index = faiss.read_index(path, flags)
     return SearchableIndex(index, params, memory_mapped=bool(mmap))
 
 
@@ -141,7 +171,7 @@ def candidate_count(index, k):
 def search(index, queries, k):
     """``(scores, ids)`` of the ``k`` best ids per query by the index's own scores.
 
-    ``index`` is a :class:`SearchableIndex` or a raw faiss index; ids of -1
+    ``index`` is a :class:`SearchableIndex` or a raw index; ids of -1
     mean no result. For an IVF index, more lists are scanned when ``k`` is
     large, so that the lists scanned hold enough vectors to fill ``k``.
     """
@@ -151,8 +181,8 @@ def search(index, queries, k):
     if k <= 0:
         n = len(queries)
         return np.zeros((n, 0), np.float32), np.zeros((n, 0), np.int64)
-    ivf = faiss.try_extract_index_ivf(raw)
-    if ivf is None:
+    ivf = _ivf(raw)
+    if ivf is None:  # flat or torch: exact
         return raw.search(queries, k)
     nprobe = index.params.nprobe if isinstance(index, SearchableIndex) else ivf.nprobe
     nprobe = max(nprobe, lists_to_cover(raw, k))

@@ -12,7 +12,7 @@ import numpy as np
 
 from . import ann, ranking
 from .model_spec import ModelFingerprint
-from .errors import BundleError, InvalidArgumentError, UnknownIdError
+from .errors import BundleError, InvalidArgumentError, SearchError, UnknownIdError
 from .manifest import read_manifest
 from .metadata import MetadataReader
 
@@ -55,7 +55,12 @@ class Bundle:
         self.metadata = metadata
 
     @classmethod
-    def open(cls, path, use_gpu="auto"):
+    def open(cls, path, use_gpu="auto", gpu_device="cuda"):
+        """Open the bundle at ``path`` read-only.
+
+        ``use_gpu`` (True, False or ``"auto"``: when there is a GPU) and
+        ``gpu_device`` choose where searches run; see ``ann.load_index``.
+        """
         path = os.path.abspath(path)
         # A writer may retire a generation between reading the manifest and
         # opening its files; the next manifest then names a newer one.
@@ -65,17 +70,20 @@ class Bundle:
             try:
                 ids = np.load(os.path.join(gen, IDS_FILE))
                 vectors = np.load(os.path.join(gen, VECTORS_FILE), mmap_mode="r")
+                if len(ids) != manifest.count or vectors.shape != (manifest.count, manifest.dim):
+                    raise BundleError(f"bundle {path} is inconsistent: manifest and vectors disagree; rebuild it")
                 index = ann.load_index(os.path.join(gen, ann.INDEX_FILE), use_gpu=use_gpu,
-                                       params=manifest.index_params.get("search"))
+                                       params=manifest.index_params.get("search"),
+                                       stored=(ids, vectors), gpu_device=gpu_device)
                 metadata = MetadataReader(os.path.join(gen, METADATA_FILE))
             except FileNotFoundError:
                 if attempt == 2:
                     raise BundleError(f"bundle {path} names generation {manifest.generation_dir}, which is missing")
                 continue
+            except SearchError:  # already says what is wrong (InvalidArgumentError is also a ValueError)
+                raise
             except (OSError, ValueError, RuntimeError) as e:
                 raise BundleError(f"bundle {path} is damaged: {e}; rebuild it with python -m indexer build") from e
-            if len(ids) != manifest.count or vectors.shape != (manifest.count, manifest.dim):
-                raise BundleError(f"bundle {path} is inconsistent: manifest and vectors disagree; rebuild it")
             return cls(path, manifest, ids, vectors, index, metadata)
 
     @property
