@@ -57,7 +57,7 @@ class Encoder:
         self.tokenizer = tokenizer
         self.fingerprint = fingerprint
         self.device = device
-        self.dtype = next(model.parameters()).dtype
+        self.dtype = _input_dtype(model.visual)
         size = getattr(model.visual, "image_size", 224)
         self.image_size = max(size) if isinstance(size, (tuple, list)) else int(size)
 
@@ -95,6 +95,15 @@ class Encoder:
         features = features.float()
         features = features / features.norm(dim=-1, keepdim=True).clamp_min(1e-12)
         return features.cpu().numpy().astype(np.float32, copy=False)
+
+
+def _input_dtype(visual):
+    """The dtype images enter the tower in: its first convolution's. (open_clip's fp16 keeps
+    some parameters, such as ViT's class embedding, in float32, so the first parameter may not tell.)"""
+    for module in visual.modules():
+        if isinstance(module, torch.nn.Conv2d):
+            return module.weight.dtype
+    return next(visual.parameters()).dtype
 
 
 def load_encoder(name=DEFAULT_MODEL, pretrained=DEFAULT_PRETRAINED, device="auto", config=None, cache_dir=None):

@@ -132,3 +132,18 @@ def test_the_default_architecture_stops_at_the_end_of_text_token():
         for batch in [TEXTS[:3], *([t] for t in TEXTS)]:  # trimmed to the longest text of each call
             tokens = tokenizer(batch)
             np.testing.assert_allclose(tower.encode(tokens).numpy(), model.encode_text(tokens).numpy(), atol=1e-4)
+
+
+def test_fp16_model_takes_float32_images(encoder, tiny_checkpoint):
+    """As on CUDA, where the model is fp16 but some of its parameters (the class embedding) stay float32."""
+    from search.encoder import Encoder
+
+    model, _, preprocess = open_clip.create_model_and_transforms(
+        TINY_MODEL, pretrained=str(tiny_checkpoint), precision="fp16")
+    assert next(model.visual.parameters()).dtype == torch.float32  # the parameter that once set the input dtype
+    half = Encoder(model, preprocess, encoder.tokenizer, encoder.fingerprint, "cpu")
+    assert half.dtype == torch.float16
+    pixels = torch.stack([preprocess(make_image(seed)) for seed in range(3)])
+    vectors = half.encode_images(pixels)
+    assert vectors.dtype == np.float32
+    assert np.all(np.sum(vectors * encoder.encode_images(pixels), axis=1) > 0.99)
