@@ -9,6 +9,8 @@ from search.index_choice import parse_size
 from search.model_spec import DEVICES
 
 DEFAULT_INDEX_DIR = ".photoindex"  # inside the photo folder unless --index says otherwise
+DECODERS = ("auto", "workers", "device")
+CPU_BATCH, GPU_BATCH = 64, 256
 
 
 def default_workers():
@@ -33,9 +35,14 @@ class BuildConfig:
     model_config: str | None = _setting(
         None, "JSON file of a custom open_clip architecture to register before loading", "--model-config")
     device: str = _setting("auto", "where the encoder runs", "--device", choices=DEVICES)
-    batch_size: int = _setting(64, "images per encoder batch", "--batch-size", type=int)
-    workers: int = _setting(default_workers(), "decode worker processes (0: decode in the main process)",
-                            "--workers", type=int)
+    batch_size: int | None = _setting(
+        None, f"images per encoder batch (default: {GPU_BATCH} on CUDA, where larger batches keep the JPEG decoder "
+        f"and the model busy, else {CPU_BATCH})", "--batch-size", type=int)
+    workers: int = _setting(default_workers(), "decode worker processes (0: decode in the main process); "
+                            "with --decode device, threads that read files", "--workers", type=int)
+    decode: str = _setting(
+        "auto", "where JPEGs are decoded: workers (Pillow, scaled down while decoding), device (the encoder's "
+        "device: nvJPEG on CUDA), auto (device on CUDA, else workers)", "--decode", choices=DECODERS)
     max_pixels: int = _setting(DEFAULT_MAX_PIXELS, "skip images with more pixels than this (decompression bombs)",
                                "--max-pixels", type=int)
     include_hidden: bool = _setting(False, "also index hidden files and folders", "--include-hidden",
@@ -53,10 +60,14 @@ class BuildConfig:
         self.index = os.path.abspath(self.index or os.path.join(self.photos, DEFAULT_INDEX_DIR))
         if self.device not in DEVICES:
             raise InvalidArgumentError(f"unknown device {self.device!r}; choose one of {', '.join(DEVICES)}")
+        if self.decode not in DECODERS:
+            raise InvalidArgumentError(f"unknown decode {self.decode!r}; choose one of {', '.join(DECODERS)}")
         if self.max_index_memory is not None:
             parse_size(self.max_index_memory)  # fail before any work, with the accepted forms
         for name, low in (("batch_size", 1), ("workers", 0), ("max_pixels", 1), ("checkpoint_every", 1)):
             value = getattr(self, name)
+            if value is None and name == "batch_size":
+                continue
             if not isinstance(value, int) or value < low:
                 raise InvalidArgumentError(f"--{name.replace('_', '-')} must be an integer >= {low}, got {value!r}")
 

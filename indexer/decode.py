@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from search.errors import ImageError
-from search.images import ImageInfo, load_image
+from search.images import PLAIN_JPEG_MODES, ImageInfo, load_image, read_header
 
 _state = {}
 
@@ -22,8 +22,10 @@ _state = {}
 class Decoded:
     photo: object  # the PhotoFile it came from
     sha256: str
-    pixels: np.ndarray  # the model's preprocessed input, [3, H, W] float32
+    pixels: np.ndarray | None  # the model's preprocessed input, [3, H, W] float32; None: see jpeg
     info: ImageInfo
+    jpeg: bytes | None = None  # the file itself, left for the encoder's device to decode
+    orientation: int = 1  # EXIF orientation, for the device to apply
 
 
 @dataclass
@@ -32,14 +34,16 @@ class Skipped:
     reason: str
 
 
-def init_worker(preprocess, max_pixels, min_size, claims=None, threads=1, in_pool=True):
+def init_worker(preprocess, max_pixels, min_size, claims=None, threads=1, in_pool=True, device_jpeg=False):
     import torch
 
     # One thread: parallelism comes from the processes, and a forked child must
     # not enter an OpenMP region that its parent started (it would hang).
     if threads is not None:  # None: the builder itself, whose threads are the encoder's
         torch.set_num_threads(threads)
-    _state.update(preprocess=preprocess, max_pixels=max_pixels, min_size=min_size, claims=claims)
+    # device_jpeg: JPEGs are only read here, and decoded on the encoder's device (search.device_images)
+    _state.update(preprocess=preprocess, max_pixels=max_pixels, min_size=min_size, claims=claims,
+                  device_jpeg=device_jpeg)
     if in_pool:
         _lowest_priority()
         threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
@@ -97,12 +101,19 @@ def decode_file(photo):
         return Skipped(photo.rel, f"unreadable: {e.strerror or e}")
     if not data:
         return Skipped(photo.rel, "empty: the file has zero bytes")
-    sha = hashlib.sha256(data).hexdigest()
+    return decode_data(photo, hashlib.sha256(data).hexdigest(), data, _state["device_jpeg"])
+
+
+def decode_data(photo, sha, data, on_device=False):
+    """Decoded or Skipped for the bytes of ``photo``; ``on_device``: JPEGs stay undecoded, for the encoder's device."""
     try:
+        if on_device:
+            header = read_header(data, max_pixels=_state["max_pixels"])
+            if header.format == "JPEG" and header.mode in PLAIN_JPEG_MODES:
+                return Decoded(photo, sha, None, header.info, jpeg=data, orientation=header.orientation)
         image, info = load_image(data, max_pixels=_state["max_pixels"], min_size=_state["min_size"])
-        pixels = _state["preprocess"](image).numpy()
+        return Decoded(photo, sha, _state["preprocess"](image).numpy(), info)
     except ImageError as e:
         return Skipped(photo.rel, f"{e.reason}: {e}")
     except (OSError, ValueError, RuntimeError, MemoryError) as e:
         return Skipped(photo.rel, f"corrupt: {e}")
-    return Decoded(photo, sha, pixels, info)

@@ -3,8 +3,11 @@
 Decoding runs in a pool of worker processes, a bounded number of chunks ahead
 of the encoder, so memory stays flat. The workers run at idle priority, on
 the cycles the encoder leaves, and the builder decodes a chunk itself rather
-than wait for one, so the model neither slows down nor waits. Embeddings are
-checkpointed as they are made, so a killed build resumes where it stopped.
+than wait for one, so the model neither slows down nor waits. On a GPU
+(``--decode device``), threads only read files; JPEGs are decoded on the
+device a batch at a time, by a thread that works a batch ahead of the model
+(``search.device_images``). Embeddings are checkpointed as they are made, so
+a killed build resumes where it stopped.
 """
 
 import json
@@ -13,6 +16,7 @@ import os
 import sys
 import time
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from itertools import islice
 
@@ -21,12 +25,13 @@ from tqdm import tqdm
 
 from search.bundle import Bundle
 from search.bundle_writer import bundle_lock, commit
-from search.errors import ModelMismatchError, SearchError
+from search.errors import InvalidArgumentError, ModelMismatchError, SearchError
 from search.manifest import MANIFEST, Manifest
 from search.model_spec import DEFAULT_MODEL, DEFAULT_PRETRAINED
 
 from .checkpoint import Checkpoint
-from .decode import Decoded, claim, decode_chunk, decode_many, init_worker
+from .config import CPU_BATCH, GPU_BATCH
+from .decode import Decoded, claim, decode_chunk, decode_data, decode_many, init_worker
 from .plan import assemble, plan_changes
 from .walk import walk_photos
 
@@ -55,6 +60,7 @@ class BuildSummary:
     unchanged: int = 0
     embedded: int = 0  # images run through the model in this build
     reused: int = 0  # new or changed files whose embedding was found by content hash
+    decoded_on_device: int = 0  # JPEGs the encoder's device decoded (--decode device)
     skipped: list = field(default_factory=list)  # {"path", "reason"}
     seconds: float = 0.0
     images_per_second: float = 0.0
@@ -168,16 +174,22 @@ class _Build:
         since_checkpoint = 0
         bar = tqdm(total=len(files), unit="img", disable=not self.progress, file=sys.stderr, smoothing=0.1)
 
-        def flush():
+        failed = {}  # reasons by hash: JPEGs left to the device that no decoder could decode
+        device = self._device_preprocess(encoder)
+        batch_size = self.config.batch_size or (GPU_BATCH if encoder.device == "cuda" else CPU_BATCH)
+        # On the device, a thread decodes the next batch while the model embeds this one.
+        decoder = ThreadPoolExecutor(1, thread_name_prefix="device-decode") if device else None
+        prepared = deque()
+
+        def embed(kept, inputs):
             nonlocal since_checkpoint
             t = time.perf_counter()
-            embedded = encoder.encode_images(np.stack([d.pixels for d in batch]))
-            for d, vector in zip(batch, embedded):
+            embedded = encoder.encode_images(inputs) if kept else []
+            for d, vector in zip(kept, embedded):
                 resumed[d.sha256] = vector
                 checkpoint.add(d.sha256, vector, d.info)
-            self.summary.embedded += len(batch)
-            since_checkpoint += len(batch)
-            batch.clear()
+            self.summary.embedded += len(kept)
+            since_checkpoint += len(kept)
             self.stages.timed("embed", t)
             if since_checkpoint >= self.config.checkpoint_every:
                 t = time.perf_counter()
@@ -185,40 +197,120 @@ class _Build:
                 since_checkpoint = 0
                 self.stages.timed("checkpoint", t)
 
+        def embed_prepared():
+            t = time.perf_counter()
+            ready = prepared.popleft().result()
+            self.stages.timed("wait_for_device_decode", t)
+            embed(*ready)
+
+        def flush():
+            items = list(batch)
+            batch.clear()
+            if device is None:
+                embed(items, np.stack([d.pixels for d in items]))
+                return
+            prepared.append(decoder.submit(self._device_inputs, items, device, failed))
+            if len(prepared) > 1:
+                embed_prepared()
+
         pending = set()
-        for result in self._decoded(encoder, files):
-            bar.update(1)
-            if not isinstance(result, Decoded):
-                self.summary.skipped.append({"path": result.rel, "reason": result.reason})
-                continue
-            read.append((result.photo, result.sha256, result.info))
-            if result.sha256 in known or result.sha256 in pending:
-                self.summary.reused += 1
-                continue
-            pending.add(result.sha256)
-            batch.append(result)
-            if len(batch) >= self.config.batch_size:
+        try:
+            for result in self._decoded(encoder, files, device is not None):
+                bar.update(1)
+                if not isinstance(result, Decoded):
+                    self.summary.skipped.append({"path": result.rel, "reason": result.reason})
+                    continue
+                read.append((result.photo, result.sha256, result.info))
+                if result.sha256 in known or result.sha256 in pending:
+                    self.summary.reused += 1
+                    continue
+                pending.add(result.sha256)
+                batch.append(result)
+                if len(batch) >= batch_size:
+                    flush()
+            if batch:
                 flush()
-        if batch:
-            flush()
+            while prepared:
+                embed_prepared()
+        finally:
+            if decoder is not None:
+                decoder.shutdown(cancel_futures=True)
         checkpoint.flush(encoder.fingerprint)
         bar.close()
         self.checkpoint = checkpoint
+        if failed:  # read, but no decoder could decode them (copies of such a file were counted as reused)
+            self.summary.reused -= sum(sha in failed for _, sha, _ in read) - len(failed)
+            self.summary.skipped += [{"path": p.rel, "reason": failed[sha]} for p, sha, _ in read if sha in failed]
+            read = [r for r in read if r[1] not in failed]
         return read, resumed
 
-    def _decoded(self, encoder, files):
+    def _device_preprocess(self, encoder):
+        """A DevicePreprocess when JPEGs are to be decoded on the encoder's device, else None."""
+        if self.config.decode == "workers" or (self.config.decode == "auto" and encoder.device != "cuda"):
+            return None
+        from search.device_images import DevicePreprocess
+
+        try:
+            return DevicePreprocess.from_transform(encoder.preprocess, encoder.device)
+        except InvalidArgumentError:
+            if self.config.decode == "device":
+                raise
+            return None  # auto: a model whose preprocessing only Pillow can run
+
+    def _device_inputs(self, batch, device, failed):
+        """``(items, model inputs)`` of a batch whose JPEGs are decoded on the device.
+
+        A JPEG the device decoder rejects is decoded by Pillow; one that fails
+        there too is left out, with its reason in ``failed`` by hash.
+        """
+        import torch
+
+        t = time.perf_counter()
+        rows = [None] * len(batch)
+        jpegs = [i for i, d in enumerate(batch) if d.pixels is None]
+        images = device.decode([batch[i].jpeg for i in jpegs]) if jpegs else []
+        done = [(i, image) for i, image in zip(jpegs, images) if image is not None]
+        self.summary.decoded_on_device += len(done)
+        if done:
+            tensors = device([image for _, image in done], [batch[i].orientation for i, _ in done])
+            for (i, _), tensor in zip(done, tensors):
+                rows[i] = tensor
+        kept, kept_rows = [], []
+        for item, row in zip(batch, rows):
+            d = item
+            if row is None and d.pixels is None:
+                d = decode_data(item.photo, item.sha256, item.jpeg)
+                if not isinstance(d, Decoded):
+                    failed[item.sha256] = d.reason
+                    continue
+            kept.append(d)
+            kept_rows.append(row)
+        host = [j for j, row in enumerate(kept_rows) if row is None]
+        if host:  # decoded by Pillow: to the device in one copy
+            moved = torch.from_numpy(np.stack([kept[j].pixels for j in host])).to(device.device)
+            for j, row in zip(host, moved):
+                kept_rows[j] = row
+        self.stages.timed("decode_on_device", t)
+        return kept, (torch.stack(kept_rows) if kept else None)
+
+    def _decoded(self, encoder, files, on_device):
         """Decode results in file order, produced by workers ahead of the consumer.
 
         Workers run at idle priority (``decode._lowest_priority``). When the
         next chunk is not ready, this process decodes the earliest chunk no
         worker has taken yet rather than wait with cores idle.
+        ``on_device``: JPEGs are only read (by threads), and decoded in ``flush``.
         """
         chunks = (_Chunk(n, files[i:i + CHUNK]) for n, i in enumerate(range(0, len(files), CHUNK)))
+        if self.config.workers == 0 or on_device:
+            init_worker(encoder.preprocess, self.config.max_pixels, encoder.image_size, in_pool=False,
+                        threads=None if on_device else os.cpu_count() or 1, device_jpeg=on_device)
         if self.config.workers == 0:
-            init_worker(encoder.preprocess, self.config.max_pixels, encoder.image_size,
-                        threads=os.cpu_count() or 1, in_pool=False)
             for chunk in chunks:
                 yield from self._decode_here(chunk.files)
+            return
+        if on_device:
+            yield from self._read_in_threads(chunks)
             return
         # fork starts workers at once (as torch's DataLoader does); spawn would
         # re-import torch and open_clip in each, several seconds.
@@ -248,6 +340,22 @@ class _Build:
                     head.results = head.pending.get()
                     self.stages.timed("wait_for_decode", t)
                 yield from head.results
+
+    def _read_in_threads(self, chunks):
+        """Results in file order from a pool of threads: reading and hashing release the GIL,
+        and JPEGs, the bulk of the work, are not decoded here. Passing their bytes to this
+        process from worker processes would cost more than reading them."""
+        with ThreadPoolExecutor(self.config.workers, thread_name_prefix="read") as pool:
+            window = deque(pool.submit(decode_many, c.files) for c in islice(chunks, 4 * self.config.workers))
+            while window:
+                head = window.popleft()
+                nxt = next(chunks, None)
+                if nxt is not None:
+                    window.append(pool.submit(decode_many, nxt.files))
+                t = time.perf_counter()
+                results = head.result()
+                self.stages.timed("wait_for_decode", t)
+                yield from results
 
     def _decode_here(self, files):
         t = time.perf_counter()

@@ -27,6 +27,8 @@ except ImportError:  # pragma: no cover - depends on the environment
 IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".jpe", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"} | HEIF_EXTENSIONS
 )
+# Pillow modes of JPEGs that every decoder turns into the same RGB (CMYK needs Adobe's inversion).
+PLAIN_JPEG_MODES = ("RGB", "L")
 DEFAULT_MAX_PIXELS = 100_000_000  # 100 MP: above any phone or DSLR, below a pixel bomb
 
 # We enforce our own pixel limit before decoding; Pillow's global one would
@@ -35,6 +37,8 @@ Image.MAX_IMAGE_PIXELS = None
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 
 _EXIF_DATETIME = (ExifTags.Base.DateTimeOriginal, ExifTags.Base.DateTimeDigitized)
+# What Pillow raises on damaged files, depending on where the damage is.
+_DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, IndexError, TypeError, KeyError, struct.error)
 
 
 @dataclass
@@ -43,6 +47,14 @@ class ImageInfo:
     height: int
     taken_at: str | None = None  # ISO 8601, from EXIF, when present
     camera: str | None = None
+
+
+@dataclass
+class Header:
+    info: ImageInfo
+    format: str | None  # Pillow's name: "JPEG", "PNG"...
+    mode: str  # Pillow's colour mode as stored: "RGB", "L", "CMYK"...
+    orientation: int  # EXIF orientation, 1 (as stored) to 8
 
 
 def is_image_path(path):
@@ -58,35 +70,53 @@ def load_image(source, max_pixels=DEFAULT_MAX_PIXELS, min_size=None):
     Returns ``(image, ImageInfo)``; raises :class:`ImageError` with a reason.
     """
     if isinstance(source, Image.Image):
-        return _decode_safely(source, max_pixels, min_size)
+        return _safely("decode image", _decode, source, max_pixels, min_size)
     if isinstance(source, (bytes, bytearray, memoryview)):
         if len(source) == 0:
             raise ImageError("empty file", reason="empty")
         source = io.BytesIO(source)
+    with _open(source) as img:  # closes the file; decoded pixels stay in the new image
+        return _safely("decode image", _decode, img, max_pixels, min_size)
+
+
+def _open(source):
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            img = Image.open(source)
+            return Image.open(source)
     except UnidentifiedImageError as e:
         raise ImageError("not a recognised image format", reason="not_an_image") from e
     except (OSError, ValueError, SyntaxError) as e:
         raise ImageError(f"cannot open image: {e}", reason="corrupt") from e
-    with img:  # closes the file; decoded pixels stay in the new image
-        return _decode_safely(img, max_pixels, min_size)
 
 
-def _decode_safely(img, max_pixels, min_size):
+def _safely(what, fn, *args):
+    """``fn(*args)`` with Pillow's many errors on damaged files turned into one ImageError."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # corrupt EXIF, palette transparency: not worth failing for
-            return _decode(img, max_pixels, min_size)
+            return fn(*args)
     except ImageError:
         raise
-    except (OSError, ValueError, SyntaxError, EOFError, IndexError, TypeError, KeyError, struct.error) as e:
-        raise ImageError(f"cannot decode image: {e}", reason="corrupt") from e
+    except _DECODE_ERRORS as e:
+        raise ImageError(f"cannot {what}: {e}", reason="corrupt") from e
 
 
-def _decode(img, max_pixels, min_size):
+def read_header(data, max_pixels=DEFAULT_MAX_PIXELS):
+    """What the header of encoded ``data`` says, without decoding pixels: a :class:`Header`.
+
+    Applies the same checks as :func:`load_image` (format, size limit), so a
+    caller that decodes elsewhere (``search.device_images``) rejects the same files.
+    """
+    if not data:
+        raise ImageError("empty file", reason="empty")
+    with _open(io.BytesIO(data)) as img:
+        info, orientation = _safely("read image header", _header, img, max_pixels)
+        return Header(info, img.format, img.mode, orientation)
+
+
+def _header(img, max_pixels):
+    """``(ImageInfo, EXIF orientation)``; raises when the image is over ``max_pixels``."""
     width, height = img.size
     if width <= 0 or height <= 0:
         raise ImageError("image has no pixels", reason="corrupt")
@@ -96,8 +126,15 @@ def _decode(img, max_pixels, min_size):
         )
     exif = img.getexif()
     info = ImageInfo(width, height, _taken_at(exif), _camera(exif))
-    if ExifTags.Base.Orientation in exif and exif[ExifTags.Base.Orientation] in (5, 6, 7, 8):
+    orientation = exif.get(ExifTags.Base.Orientation, 1)
+    orientation = orientation if orientation in range(1, 9) else 1
+    if orientation in (5, 6, 7, 8):
         info.width, info.height = height, width
+    return info, orientation
+
+
+def _decode(img, max_pixels, min_size):
+    info, _ = _header(img, max_pixels)
     if min_size and img.format == "JPEG":
         img.draft("RGB", (min_size, min_size))
     img.load()

@@ -47,3 +47,12 @@ def encoder(tiny_checkpoint):
 def model_args(tiny_config_file, tiny_checkpoint):
     """CLI arguments that select the tiny model (also in a subprocess)."""
     return ["--model", TINY_MODEL, "--model-config", str(tiny_config_file), "--pretrained", str(tiny_checkpoint)]
+
+
+@pytest.fixture(scope="session")
+def vit_b_32(tmp_path_factory):
+    """A seeded random-init ViT-B-32 encoder, loaded through the checkpoint-file path (real shapes and speed)."""
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("vit-b-32") / "vit-b-32.pt"
+    torch.save(open_clip.create_model("ViT-B-32").state_dict(), path)
+    return load_encoder("ViT-B-32", str(path), device="cpu")

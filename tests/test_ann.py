@@ -128,17 +128,9 @@ def photo_bytes(seed):
 
 
 @pytest.mark.slow
-def test_draft_decoding_keeps_vectors_within_cosine_099(tmp_path):
+def test_draft_decoding_keeps_vectors_within_cosine_099(vit_b_32):
     """JPEG DCT scaling (1/4 here) against a full decode, through a seeded random ViT-B-32."""
-    import open_clip
-    import torch
-
-    from search.encoder import load_encoder
-
-    torch.manual_seed(0)
-    checkpoint = tmp_path / "vit-b-32.pt"
-    torch.save(open_clip.create_model("ViT-B-32").state_dict(), checkpoint)
-    encoder = load_encoder("ViT-B-32", str(checkpoint), device="cpu")
+    encoder = vit_b_32
     full, small = [], []
     for seed in range(4):
         data = photo_bytes(seed)

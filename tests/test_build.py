@@ -241,3 +241,29 @@ def test_all_images_decode_identically_to_the_query_path(tmp_path, make_config, 
     searcher = Searcher.open(str(tmp_path / "index"), device="cpu")
     page = searcher.search_image(str(photos / "one.jpg"), k=1)
     assert page.results[0].path == "one.jpg" and page.results[0].score == pytest.approx(1.0, abs=1e-4)
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_decoding_on_the_device_gives_the_same_bundle(tmp_path, make_config, workers):
+    """--decode device (torchvision on the CPU device here): JPEGs read by threads and decoded in
+    batches; other formats, CMYK JPEGs and JPEGs the device rejects go through Pillow."""
+    photos = tmp_path / "photos"
+    make_photo_tree(photos, 16, exts=(".jpg", ".png", ".jpeg", ".webp"))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    make_image(5, (120, 80)).save(photos / "rotated.jpg", exif=exif)
+    make_image(6, (120, 80)).convert("CMYK").save(photos / "cmyk.jpg")
+    expected_bad = add_broken_files(photos)
+    shutil.copy(photos / "broken" / "truncated.jpg", photos / "broken" / "truncated-copy.jpg")
+    expected_bad["broken/truncated-copy.jpg"] = "corrupt"
+    pillow = make_config(photos, index=str(tmp_path / "pillow"), decode="workers")()
+    device = make_config(photos, index=str(tmp_path / "device"), decode="device", workers=workers)()
+    assert device.stages["decode_on_device"] > 0 and "decode_on_device" not in pillow.stages
+    assert (device.decoded_on_device, pillow.decoded_on_device) == (9, 0)  # the RGB JPEGs that decode
+    assert (device.indexed, device.embedded, device.reused) == (pillow.indexed, pillow.embedded, pillow.reused) == (
+        18, 18, 0)
+    assert {s["path"]: s["reason"].split(":")[0] for s in device.skipped} == expected_bad
+    a, b = Bundle.open(tmp_path / "pillow"), Bundle.open(tmp_path / "device")
+    assert a.metadata.all() == b.metadata.all()
+    assert np.min(np.sum(a.vectors * b.vectors, axis=1)) >= 0.99
+
