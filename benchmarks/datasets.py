@@ -11,6 +11,7 @@ detail at every scale and sensor grain, so file sizes and decode work are
 those of real photos (a flat gradient would compress to almost nothing).
 """
 
+import multiprocessing
 import os
 
 import numpy as np
@@ -124,14 +125,43 @@ def _smooth(rng, cells, size):
     return np.asarray(Image.fromarray(grid, "F").resize((w, h), Image.BICUBIC))
 
 
-def write_photo_folder(root, count, size=(1600, 1200), seed=0, quality=90):
+def write_photo_folder(root, count, size=(1600, 1200), seed=0, quality=90, processes=1):
     """``count`` distinct seeded JPEGs of ``size`` under ``root`` (kept if already there); their paths."""
+    os.makedirs(root, exist_ok=True)
+    paths = [os.path.join(root, f"photo{i:05d}.jpg") for i in range(count)]
+    todo = [(path, seed * 1_000_003 + i, size, quality) for i, path in enumerate(paths) if not os.path.exists(path)]
+    if processes > 1 and len(todo) > 1:
+        with multiprocessing.get_context("fork").Pool(processes) as pool:
+            pool.starmap(_write_photo, todo)
+    else:
+        for task in todo:
+            _write_photo(*task)
+    return paths
+
+
+def _write_photo(path, seed, size, quality):
+    natural_photo(seed, size).save(path + ".tmp", "JPEG", quality=quality)
+    os.replace(path + ".tmp", path)
+
+
+def write_photo_copies(root, sources, count):
+    """``count`` JPEGs under ``root`` that decode to ``sources`` in turn but differ in their bytes.
+
+    Each copy carries its number in a JPEG comment segment, so its content
+    hash is new and a build decodes and embeds every one: a folder of
+    thousands of full-size photos without generating each.
+    """
     os.makedirs(root, exist_ok=True)
     paths = []
     for i in range(count):
-        path = os.path.join(root, f"photo{i:05d}.jpg")
+        path = os.path.join(root, f"copy{i:06d}.jpg")
         if not os.path.exists(path):
-            natural_photo(seed * 1_000_003 + i, size).save(path + ".tmp", "JPEG", quality=quality)
+            with open(sources[i % len(sources)], "rb") as f:
+                data = f.read()
+            text = f"copy {i}".encode()
+            comment = b"\xff\xfe" + (len(text) + 2).to_bytes(2, "big") + text  # COM marker, after SOI
+            with open(path + ".tmp", "wb") as f:
+                f.write(data[:2] + comment + data[2:])
             os.replace(path + ".tmp", path)
         paths.append(path)
     return paths
