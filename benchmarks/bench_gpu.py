@@ -30,6 +30,7 @@ from .common import WORKDIR, emit, latencies, machine, random_checkpoint, summar
 from .datasets import collection_and_queries, write_photo_copies, write_photo_folder
 
 PHOTO_SIZE = (1632, 1224)  # 2 MP
+PIXELS = PHOTO_SIZE[0] * PHOTO_SIZE[1]
 
 
 def main(argv=None):
@@ -107,12 +108,14 @@ def indexing(args, checkpoint):
 
 def device_vs_pillow(encoder, paths):
     """Lowest cosine between the vectors of photos decoded on the device and by Pillow at full size."""
+    import torch
+
     from search.device_images import DevicePreprocess
     from search.images import load_image
 
     device = DevicePreprocess.from_transform(encoder.preprocess, encoder.device)
     datas = read_all(paths)
-    ours = encoder.encode_images(device(device.decode(datas), [1] * len(datas)))
+    ours = encoder.encode_images(torch.stack(device.inputs(datas, [1] * len(datas), [PIXELS] * len(datas))))
     reference = encoder.encode_images([load_image(d)[0] for d in datas])
     return float(np.min(np.sum(ours * reference, axis=1)))
 
@@ -128,7 +131,7 @@ def device_decode_rate(encoder, paths, batch_size):
     batches = [datas[i:i + batch_size] for i in range(0, len(datas), batch_size)]
 
     def run(batch):
-        device(device.decode(batch), [1] * len(batch))
+        device.inputs(batch, [1] * len(batch), [PIXELS] * len(batch))
         if device.device.type == "cuda":
             torch.cuda.synchronize()
 

@@ -268,13 +268,11 @@ class _Build:
         t = time.perf_counter()
         rows = [None] * len(batch)
         jpegs = [i for i, d in enumerate(batch) if d.pixels is None]
-        images = device.decode([batch[i].jpeg for i in jpegs]) if jpegs else []
-        done = [(i, image) for i, image in zip(jpegs, images) if image is not None]
-        self.summary.decoded_on_device += len(done)
-        if done:
-            tensors = device([image for _, image in done], [batch[i].orientation for i, _ in done])
-            for (i, _), tensor in zip(done, tensors):
-                rows[i] = tensor
+        tensors = device.inputs([batch[i].jpeg for i in jpegs], [batch[i].orientation for i in jpegs],
+                                [batch[i].info.width * batch[i].info.height for i in jpegs])
+        for i, tensor in zip(jpegs, tensors):
+            rows[i] = tensor
+        self.summary.decoded_on_device += sum(t is not None for t in tensors)
         kept, kept_rows = [], []
         for item, row in zip(batch, rows):
             d = item

@@ -16,7 +16,10 @@ from torchvision import transforms
 
 from .errors import InvalidArgumentError
 
-CHUNK = 32  # photos resized together: 32 float copies of 12 MP photos take 4.6 GB
+# Device memory a batch may hold at once, whatever the photos' size (a batch of 256
+# photos of 12 MP is 9 GB decoded, 37 GB as floats): decoded pixels, and float copies.
+DECODED_BYTES = 2**31
+FLOAT_BYTES = 2**30
 _SKIP = ("MaybeConvertMode", "_convert_to_rgb")  # Pillow-only mode conversion: decoded tensors are RGB already
 _TO_FLOAT = ("ToTensor", "MaybeToTensor")
 _ON_TENSORS = (transforms.Resize, transforms.CenterCrop, transforms.Normalize)
@@ -36,7 +39,7 @@ class DevicePreprocess:
         for step in getattr(transform, "transforms", [transform]):
             name = getattr(step, "__name__", type(step).__name__)
             if name in _SKIP or name in _TO_FLOAT:
-                continue  # conversion to float in [0, 1] happens before every step (see __call__)
+                continue  # conversion to float in [0, 1] happens before every step (see preprocess)
             if not isinstance(step, _ON_TENSORS):
                 raise InvalidArgumentError(
                     f"this model's preprocessing step {name} cannot run on the device; use --decode workers")
@@ -64,17 +67,32 @@ class DevicePreprocess:
                 out.append(None)
         return out
 
+    def inputs(self, jpegs, orientations, pixels):
+        """Model inputs ``[3, S, S]`` for JPEG byte strings, or ``None`` where the decoder rejects one.
+
+        ``pixels``: each photo's pixel count (from its header), which bounds
+        how many are decoded at a time.
+        """
+        out = [None] * len(jpegs)
+        for group in _groups(pixels, DECODED_BYTES // 3):
+            images = self.decode([jpegs[i] for i in group])
+            done = [(i, image) for i, image in zip(group, images) if image is not None]
+            if done:
+                tensors = self.preprocess([image for _, image in done], [orientations[i] for i, _ in done])
+                for (i, _), tensor in zip(done, tensors):
+                    out[i] = tensor
+        return out
+
     @torch.inference_mode()
-    def __call__(self, images, orientations):
+    def preprocess(self, images, orientations):
         """Model inputs ``[N, 3, S, S]`` (float32) from decoded images and their EXIF orientations."""
         images = [orient(img, o) for img, o in zip(images, orientations)]
         out = [None] * len(images)
         by_size = {}
         for i, img in enumerate(images):  # photos of one camera share a size: one resize per size
             by_size.setdefault(tuple(img.shape), []).append(i)
-        for same_size in by_size.values():
-            for start in range(0, len(same_size), CHUNK):  # float copies of full-size photos: bounded memory
-                rows = same_size[start:start + CHUNK]
+        for shape, same_size in by_size.items():
+            for rows in _groups([shape[1] * shape[2]] * len(same_size), FLOAT_BYTES // 12, same_size):
                 batch = torch.stack([images[i] for i in rows]).float().div_(255)
                 for step in self.steps:
                     batch = step(batch)
@@ -83,6 +101,21 @@ class DevicePreprocess:
                 for i, row in zip(rows, batch):
                     out[i] = row
         return torch.stack(out)
+
+
+def _groups(pixels, budget, items=None):
+    """Consecutive runs of ``items`` (default: positions) whose ``pixels`` add up to at most ``budget``
+    (a photo larger than that alone)."""
+    items = list(range(len(pixels))) if items is None else items
+    group, total = [], 0
+    for item, count in zip(items, pixels):
+        if group and total + count > budget:
+            yield group
+            group, total = [], 0
+        group.append(item)
+        total += count
+    if group:
+        yield group
 
 
 def orient(image, orientation):

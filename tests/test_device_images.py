@@ -9,6 +9,7 @@ from PIL import Image, ImageOps
 from torchvision import transforms
 
 from benchmarks.datasets import natural_photo
+from search import device_images
 from search.device_images import DevicePreprocess, orient
 from search.errors import InvalidArgumentError
 from search.images import load_image, read_header
@@ -49,8 +50,9 @@ def test_inputs_match_the_pillow_path(encoder):
     datas = [jpeg_bytes(natural_photo(seed, (400, 300))) for seed in range(3)]
     datas.append(jpeg_bytes(natural_photo(3, (400, 300)), exif=exif))
     datas.append(jpeg_bytes(natural_photo(4, (300, 200)).convert("L")))
-    images = device.decode(datas)
-    ours = device(images, [read_header(d).orientation for d in datas])
+    headers = [read_header(d) for d in datas]
+    ours = torch.stack(device.inputs(datas, [h.orientation for h in headers],
+                                     [h.info.width * h.info.height for h in headers]))
     pillow = torch.stack([encoder.preprocess(load_image(d)[0]) for d in datas])
     assert ours.shape == pillow.shape and ours.dtype == torch.float32
     assert float((ours - pillow).abs().mean()) < 0.02
@@ -64,6 +66,23 @@ def test_a_jpeg_the_decoder_rejects_comes_back_as_none(encoder):
     out = device.decode([good, good[: len(good) // 2], good])
     assert [o is None for o in out] == [False, True, False]
     assert torch.equal(out[0], out[2])
+    inputs = device.inputs([good, good[:100], good], [1, 1, 1], [200 * 150] * 3)
+    assert inputs[1] is None and torch.equal(inputs[0], inputs[2])
+
+
+def test_large_batches_are_decoded_and_resized_a_part_at_a_time(encoder, monkeypatch):
+    """The memory budgets split a batch; the inputs stay the same."""
+    device = DevicePreprocess.from_transform(encoder.preprocess, "cpu")
+    datas = [jpeg_bytes(natural_photo(seed, (200, 150))) for seed in range(5)]
+    args = (datas, [1] * 5, [200 * 150] * 5)
+    whole = torch.stack(device.inputs(*args))
+    decoded, resized = [], []
+    monkeypatch.setattr(device_images, "DECODED_BYTES", 2 * 200 * 150 * 3)  # two photos at a time
+    monkeypatch.setattr(device_images, "FLOAT_BYTES", 200 * 150 * 12)  # one
+    monkeypatch.setattr(device, "decode", lambda jpegs, real=device.decode: decoded.append(len(jpegs)) or real(jpegs))
+    monkeypatch.setattr(device, "steps", [lambda b: resized.append(len(b)) or b, *device.steps])
+    assert torch.equal(torch.stack(device.inputs(*args)), whole)
+    assert decoded == [2, 2, 1] and resized == [1] * 5
 
 
 def test_unknown_preprocessing_steps_are_refused():
@@ -78,6 +97,6 @@ def test_device_decoding_keeps_vectors_within_cosine_099(vit_b_32):
     encoder = vit_b_32
     device = DevicePreprocess.from_transform(encoder.preprocess, "cpu")
     datas = [jpeg_bytes(natural_photo(seed, (1600, 1200))) for seed in range(4)]
-    ours = encoder.encode_images(device(device.decode(datas), [1] * 4))
+    ours = encoder.encode_images(torch.stack(device.inputs(datas, [1] * 4, [1600 * 1200] * 4)))
     full = encoder.encode_images([load_image(d)[0] for d in datas])
     assert np.all(np.sum(ours * full, axis=1) >= 0.99)
