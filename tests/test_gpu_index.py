@@ -79,7 +79,8 @@ def test_fp16_storage_picks_candidates_and_orders_them_in_float32(data, k):
     assert scores.dtype == np.float32
     for q, s, f in zip(queries, scores, found):
         truth_scores, truth_rows = ranking.brute_force(rounded, q, k)
-        assert f.tolist() == ids[truth_rows].tolist() or k > 10  # near-ties only deep in a long list
+        if k <= 10:  # near-ties reorder only deep in a long list
+            assert f.tolist() == ids[truth_rows].tolist()
         np.testing.assert_allclose(s, truth_scores, atol=1e-5)
 
 
