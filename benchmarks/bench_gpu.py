@@ -8,7 +8,7 @@
 Indexing: ``python -m indexer build --device cuda`` end to end, with JPEGs
 decoded on the GPU (``--decode device``) and by Pillow worker processes
 (``--decode workers``), each as a marginal rate over one batch (see
-``bench_index.compare``); next to the encoder alone (fp16, preprocessed
+``bench_index.marginal_build``); next to the encoder alone (fp16, preprocessed
 tensors in memory) and decoding alone (nvJPEG and the model's preprocessing
 on the GPU, in batches; Pillow on one CPU core). The folder holds a few
 hundred generated photos, each copied many times with a distinct JPEG
@@ -25,7 +25,7 @@ import sys
 
 import numpy as np
 
-from .bench_index import cli_build, encoder_only, fresh, worker_seconds_per_image
+from .bench_index import encoder_only, marginal_build, worker_seconds_per_image
 from .common import WORKDIR, emit, latencies, machine, random_checkpoint, summary_ms, timed
 from .datasets import collection_and_queries, write_photo_copies, write_photo_folder
 
@@ -74,11 +74,6 @@ def indexing(args, checkpoint):
                                  PHOTO_SIZE, seed=11, processes=os.cpu_count() or 1)
     folder = os.path.join(args.workdir, f"gpu-photos-{args.photos}")
     paths, copy_s = timed(write_photo_copies, folder, sources, args.photos)
-    first = folder + f"-first-{args.batch_size}"
-    if not os.path.isdir(first):
-        os.makedirs(first)
-        for path in paths[:args.batch_size]:
-            os.link(path, os.path.join(first, os.path.basename(path)))
     encoder = load_encoder("ViT-B-32", checkpoint, device=args.device)
     out = {"photos": len(paths), "mean_file_mb": round(np.mean([os.path.getsize(p) for p in sources]) / 1e6, 2),
            "batch_size": args.batch_size, "workers": args.workers, "copy_s": round(copy_s, 1),
@@ -91,12 +86,10 @@ def indexing(args, checkpoint):
         flags = ("--model", "ViT-B-32", "--pretrained", checkpoint, "--device", args.device, "--decode", mode,
                  "--batch-size", str(args.batch_size), "--workers", str(args.workers))
         try:
-            _, wall_first = cli_build(first, fresh(first + "-index"), *flags)
-            summary, wall = cli_build(folder, fresh(folder + "-index"), *flags)
+            summary, wall, wall_first, marginal = marginal_build(folder, paths, args.batch_size, *flags)
         except SystemExit as e:  # report it with the other figures
             out[f"decode_{mode}"] = {"error": str(e)}
             continue
-        marginal = (len(paths) - args.batch_size) / (wall - wall_first)
         out[f"decode_{mode}"] = {"cli_wall_s": round(wall, 2), "cli_wall_first_batch_s": round(wall_first, 2),
                      "cli_images_per_s": summary["images_per_second"], "stages_s": summary["stages"],
                      "embedded": summary["embedded"], "skipped": len(summary["skipped"]),

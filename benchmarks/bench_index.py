@@ -77,23 +77,9 @@ def main(argv=None):
 
 
 def compare(folder, paths, args, checkpoint, encoder):
-    """The CLI on ``paths``, and on their first batch alone: the difference is what the other photos cost.
-
-    A run of a few hundred photos on a small CPU is dominated by fixed costs
-    (imports, model load, worker start, filling the first batch, the model's
-    first call at that batch size); the marginal rate
-    ``(N - B) / (wall(N) - wall(B))``, with B one batch of photos, is the rate
-    of a large collection.
-    """
+    """The CLI's marginal rate on ``paths`` next to the encoder-only limit and the naive loop."""
     flags = ("--model", args.model, "--pretrained", checkpoint, "--batch-size", str(args.batch_size))
-    first = folder + f"-first-{args.batch_size}"
-    if not os.path.isdir(first):
-        os.makedirs(first)
-        for path in paths[:args.batch_size]:
-            os.link(path, os.path.join(first, os.path.basename(path)))
-    _, wall_first = cli_build(first, fresh(first + "-index"), *flags)
-    summary, wall = cli_build(folder, fresh(folder + "-index"), *flags)
-    marginal = (len(paths) - args.batch_size) / (wall - wall_first)
+    summary, wall, wall_first, marginal = marginal_build(folder, paths, args.batch_size, *flags)
     limit = encoder_only(encoder, paths, args.batch_size)
     naive = naive_loop(encoder, paths, args.batch_size)
     decode_s = worker_seconds_per_image(encoder, paths[:16])
@@ -110,6 +96,25 @@ def compare(folder, paths, args, checkpoint, encoder):
         # the encoder; above it, the workers used cycles the encoder left idle.
         "ratio_if_decoding_took_encoder_cycles": round(1 / (1 + decode_s * limit / os.cpu_count()), 3),
     }
+
+
+def marginal_build(folder, paths, batch_size, *flags):
+    """The CLI on ``paths``, and on their first batch alone: the difference is what the other photos cost.
+
+    A run of a few hundred photos is dominated by fixed costs (imports, model
+    load, worker start, filling the first batch, the model's first call at
+    that batch size); the marginal rate ``(N - B) / (wall(N) - wall(B))``,
+    with B one batch of photos, is the rate of a large collection.
+    Returns ``(summary, wall, wall of the first batch, marginal images/s)``.
+    """
+    first = folder + f"-first-{batch_size}"
+    if not os.path.isdir(first):
+        os.makedirs(first)
+        for path in paths[:batch_size]:
+            os.link(path, os.path.join(first, os.path.basename(path)))
+    _, wall_first = cli_build(first, fresh(first + "-index"), *flags)
+    summary, wall = cli_build(folder, fresh(folder + "-index"), *flags)
+    return summary, wall, wall_first, (len(paths) - batch_size) / (wall - wall_first)
 
 
 def fresh(path):
