@@ -1,6 +1,7 @@
 """The build pipeline and its CLI: ``python -m indexer build PHOTOS``."""
 
 from .config import BuildConfig
-from .pipeline import BuildError, BuildSummary, build
+from .errors import BuildError
+from .pipeline import BuildSummary, build
 
 __all__ = ["BuildConfig", "BuildError", "BuildSummary", "build"]

@@ -35,6 +35,9 @@ class BuildConfig:
     model_config: str | None = _setting(
         None, "JSON file of a custom open_clip architecture to register before loading", "--model-config")
     device: str = _setting("auto", "where the encoder runs", "--device", choices=DEVICES)
+    gpus: int | None = _setting(
+        None, "CUDA GPUs to embed on, one process each (default: every GPU torch sees; CUDA_VISIBLE_DEVICES "
+        "chooses which)", "--gpus", type=int)
     batch_size: int | None = _setting(
         None, f"images per encoder batch (default: {GPU_BATCH} on CUDA, where larger batches keep the JPEG decoder "
         f"and the model busy, else {CPU_BATCH})", "--batch-size", type=int)
@@ -64,9 +67,11 @@ class BuildConfig:
             raise InvalidArgumentError(f"unknown decode {self.decode!r}; choose one of {', '.join(DECODERS)}")
         if self.max_index_memory is not None:
             parse_size(self.max_index_memory)  # fail before any work, with the accepted forms
-        for name, low in (("batch_size", 1), ("workers", 0), ("max_pixels", 1), ("checkpoint_every", 1)):
+        if self.gpus is not None and self.device == "cpu":
+            raise InvalidArgumentError("--gpus needs CUDA; leave it out with --device cpu")
+        for name, low in (("gpus", 1), ("batch_size", 1), ("workers", 0), ("max_pixels", 1), ("checkpoint_every", 1)):
             value = getattr(self, name)
-            if value is None and name == "batch_size":
+            if value is None and name in ("gpus", "batch_size"):
                 continue
             if not isinstance(value, int) or value < low:
                 raise InvalidArgumentError(f"--{name.replace('_', '-')} must be an integer >= {low}, got {value!r}")

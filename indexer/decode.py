@@ -46,7 +46,7 @@ def init_worker(preprocess, max_pixels, min_size, claims=None, threads=1, in_poo
                   device_jpeg=device_jpeg)
     if in_pool:
         _lowest_priority()
-        threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
+        threading.Thread(target=exit_with_parent, args=(os.getppid(),), daemon=True).start()
 
 
 def _lowest_priority():
@@ -72,8 +72,8 @@ def claim(claims, number):
         return True
 
 
-def _exit_with_parent(parent):
-    """A builder killed with SIGKILL cannot stop its workers; they stop themselves."""
+def exit_with_parent(parent):
+    """A process killed with SIGKILL cannot stop its workers (or builder processes); they stop themselves."""
     while os.getppid() == parent:
         time.sleep(0.5)
     os._exit(1)

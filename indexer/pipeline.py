@@ -6,8 +6,9 @@ the cycles the encoder leaves, and the builder decodes a chunk itself rather
 than wait for one, so the model neither slows down nor waits. On a GPU
 (``--decode device``), threads only read files; JPEGs are decoded on the
 device a batch at a time, by a thread that works a batch ahead of the model
-(``search.device_images``). Embeddings are checkpointed as they are made, so
-a killed build resumes where it stopped.
+(``search.device_images``). On several GPUs, one builder process per GPU does
+all of that for its share of the files (``indexer.gpus``). Embeddings are
+checkpointed as they are made, so a killed build resumes where it stopped.
 """
 
 import json
@@ -25,13 +26,15 @@ from tqdm import tqdm
 
 from search.bundle import Bundle
 from search.bundle_writer import bundle_lock, commit
-from search.errors import InvalidArgumentError, ModelMismatchError, SearchError
+from search.errors import InvalidArgumentError, ModelMismatchError
 from search.manifest import MANIFEST, Manifest
 from search.model_spec import DEFAULT_MODEL, DEFAULT_PRETRAINED
 
+from . import gpus
 from .checkpoint import Checkpoint
 from .config import CPU_BATCH, GPU_BATCH
 from .decode import Decoded, claim, decode_chunk, decode_data, decode_many, init_worker
+from .errors import BuildError
 from .plan import assemble, plan_changes
 from .walk import walk_photos
 
@@ -46,10 +49,6 @@ class _Chunk:
     results: list | None = None  # decoded here, or the worker's once fetched
 
 
-class BuildError(SearchError):
-    code = "build_failed"
-
-
 @dataclass
 class BuildSummary:
     indexed: int = 0
@@ -61,6 +60,7 @@ class BuildSummary:
     embedded: int = 0  # images run through the model in this build
     reused: int = 0  # new or changed files whose embedding was found by content hash
     decoded_on_device: int = 0  # JPEGs the encoder's device decoded (--decode device)
+    devices: list = field(default_factory=list)  # the GPUs that embedded, when there were several (--gpus)
     skipped: list = field(default_factory=list)  # {"path", "reason"}
     seconds: float = 0.0
     images_per_second: float = 0.0
@@ -99,9 +99,10 @@ def build(config, progress=None):
 
 
 class _Build:
-    def __init__(self, config, progress):
+    def __init__(self, config, progress, bar_options=None):
         self.config = config
         self.progress = sys.stderr.isatty() if progress is None else progress
+        self.bar_options = bar_options or {}  # a GPU's builder process: its own line, labelled
         self.stages = _Stages()
         self.summary = BuildSummary(index=config.index)
         self.previous = None
@@ -122,10 +123,11 @@ class _Build:
             self.summary.unchanged = self.summary.indexed = len(plan.unchanged)
             self._describe_model(self.previous.fingerprint)
             return self._finish()
-        # The model is needed to read files, and to start a bundle (even an empty one).
-        encoder = self._load_encoder() if plan.to_read or not self.previous else None
-        read, vectors = self._embed(encoder, plan.to_read, old_records) if plan.to_read else ([], {})
-        fingerprint = encoder.fingerprint if encoder else self.previous.fingerprint
+        if plan.to_read:
+            read, vectors, fingerprint = self._embed_everywhere(plan.to_read, old_records)
+        else:  # files were only removed, or an empty folder starts a bundle (which names its model)
+            read, vectors = [], {}
+            fingerprint = self.previous.fingerprint if self.previous else self._load_encoder().fingerprint
         self._describe_model(fingerprint)
         next_id = self.previous.manifest.next_id if self.previous else 0
         outcome = assemble(plan, read, old_records, next_id)
@@ -164,15 +166,42 @@ class _Build:
         self.stages.timed("load_model", t)
         return encoder
 
-    def _embed(self, encoder, files, old_records):
-        """Read every file; embed those whose content is new. Returns (read, vectors by hash)."""
-        checkpoint = Checkpoint(self.config.index)
-        vectors = checkpoint.load(encoder.fingerprint)
-        resumed = {sha: vector for sha, (vector, _) in vectors.items()}
-        known = {r.sha256 for r in old_records} | set(resumed)
+    def _embed_everywhere(self, files, old_records):
+        """``(read, vectors by hash, fingerprint)`` for ``files``: in this process, or in one per GPU."""
+        devices = gpus.builder_devices(self.config, len(files))
+        if len(devices) > 1:
+            return self._embed_on_gpus(devices, files)
+        encoder = self._load_encoder()
+        self.checkpoint = Checkpoint(self.config.index)
+        vectors = self.checkpoint.load(encoder.fingerprint)
+        known = {r.sha256 for r in old_records} | set(vectors)
+        read, new = self._embed(encoder, files, known, self.checkpoint)
+        vectors.update(new)
+        return read, vectors, encoder.fingerprint
+
+    def _embed_on_gpus(self, devices, files):
+        """Each GPU's builder process embeds a share of ``files`` into the checkpoint; this one reads it back."""
+        read, fingerprint = [], None
+        for shard_read, summary, fingerprint in gpus.run_shards(_embed_shard, self.config, devices, files,
+                                                                self.progress):
+            read += shard_read
+            for name in ("embedded", "reused", "decoded_on_device"):
+                setattr(self.summary, name, getattr(self.summary, name) + getattr(summary, name))
+            self.summary.skipped += summary.skipped
+            for name, seconds in summary.stages.items():  # summed over the processes
+                self.stages.seconds[name] = round(self.stages.seconds.get(name, 0.0) + seconds, 3)
+        self.summary.skipped.sort(key=lambda s: s["path"])
+        self.summary.devices = list(devices)
+        self.checkpoint = Checkpoint(self.config.index)
+        return read, self.checkpoint.load(fingerprint), fingerprint
+
+    def _embed(self, encoder, files, known, checkpoint):
+        """Read every file; embed those whose hash is not ``known``. Returns (read, new vectors by hash)."""
+        new = {}
         read, batch = [], []
         since_checkpoint = 0
-        bar = tqdm(total=len(files), unit="img", disable=not self.progress, file=sys.stderr, smoothing=0.1)
+        bar = tqdm(total=len(files), unit="img", disable=not self.progress, file=sys.stderr, smoothing=0.1,
+                   **self.bar_options)
 
         failed = {}  # reasons by hash: JPEGs left to the device that no decoder could decode
         device = self._device_preprocess(encoder)
@@ -186,8 +215,8 @@ class _Build:
             t = time.perf_counter()
             embedded = encoder.encode_images(inputs) if kept else []
             for d, vector in zip(kept, embedded):
-                resumed[d.sha256] = vector
-                checkpoint.add(d.sha256, vector, d.info)
+                new[d.sha256] = vector
+                checkpoint.add(d.sha256, vector)
             self.summary.embedded += len(kept)
             since_checkpoint += len(kept)
             self.stages.timed("embed", t)
@@ -237,12 +266,11 @@ class _Build:
                 decoder.shutdown(cancel_futures=True)
         checkpoint.flush(encoder.fingerprint)
         bar.close()
-        self.checkpoint = checkpoint
         if failed:  # read, but no decoder could decode them (copies of such a file were counted as reused)
             self.summary.reused -= sum(sha in failed for _, sha, _ in read) - len(failed)
             self.summary.skipped += [{"path": p.rel, "reason": failed[sha]} for p, sha, _ in read if sha in failed]
             read = [r for r in read if r[1] not in failed]
-        return read, resumed
+        return read, new
 
     def _device_preprocess(self, encoder):
         """A DevicePreprocess when JPEGs are to be decoded on the encoder's device, else None."""
@@ -379,6 +407,21 @@ class _Build:
         if self.checkpoint is not None:
             self.checkpoint.clear()
         self.stages.timed("write", t)
+
+
+def _embed_shard(config, device, number, files, progress):
+    """A GPU's builder process (``gpus.run_shards``): embed ``files`` into the checkpoint folder.
+
+    Returns what the parent needs besides the vectors: the files read, and the
+    summary's counts, skipped files and stage times.
+    """
+    part = _Build(config, progress, bar_options=dict(desc=device, position=number))
+    encoder = part._load_encoder()
+    checkpoint = Checkpoint(config.index)
+    old = part.previous.metadata.all() if part.previous else []
+    read, _ = part._embed(encoder, files, {r.sha256 for r in old} | checkpoint.hashes(encoder.fingerprint),
+                          checkpoint)
+    return read, part._finish(), encoder.fingerprint
 
 
 def _read_json(path):

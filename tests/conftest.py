@@ -11,6 +11,7 @@ import open_clip
 import pytest
 import torch
 
+from indexer import BuildConfig, build
 from search.encoder import load_encoder
 
 TINY_MODEL = "tiny-test"
@@ -56,3 +57,16 @@ def vit_b_32(tmp_path_factory):
     path = tmp_path_factory.mktemp("vit-b-32") / "vit-b-32.pt"
     torch.save(open_clip.create_model("ViT-B-32").state_dict(), path)
     return load_encoder("ViT-B-32", str(path), device="cpu")
+
+
+@pytest.fixture
+def make_config(tiny_config_file, tiny_checkpoint, tmp_path):
+    """``make_config(photos, **settings)()`` builds ``photos`` into ``tmp_path/index`` with the tiny model."""
+    def make(photos, **overrides):
+        settings = dict(photos=str(photos), index=str(tmp_path / "index"), model=TINY_MODEL,
+                        model_config=str(tiny_config_file), pretrained=str(tiny_checkpoint), workers=0,
+                        batch_size=8, progress=False)
+        settings.update(overrides)
+        progress = settings.pop("progress")
+        return lambda: build(BuildConfig(**settings), progress=progress)
+    return make

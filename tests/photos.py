@@ -1,5 +1,7 @@
 """Seeded, generated test photos: small, distinct and fast to make."""
 
+import io
+
 import numpy as np
 from PIL import Image
 
@@ -36,3 +38,18 @@ def make_photo_tree(root, count, seed=0, exts=(".jpg", ".png", ".webp")):
         ext = exts[i % len(exts)]
         paths.append(save_image(root / f"album{i % 3}" / f"img{i:04d}{ext}", seed * 100_000 + i))
     return paths
+
+
+def add_broken_files(root):
+    """One of each kind of bad file; returns {relative path: reason prefix}."""
+    (root / "broken").mkdir(parents=True, exist_ok=True)
+    (root / "broken" / "empty.jpg").write_bytes(b"")
+    (root / "broken" / "text.png").write_text("not an image")
+    good = save_image(root / "broken" / "whole.jpg", 77, (200, 150)).read_bytes()
+    (root / "broken" / "whole.jpg").unlink()
+    (root / "broken" / "truncated.jpg").write_bytes(good[: len(good) // 2])
+    buf = io.BytesIO()
+    Image.new("L", (12000, 12000)).save(buf, "PNG")
+    (root / "broken" / "bomb.png").write_bytes(buf.getvalue())
+    return {"broken/empty.jpg": "empty", "broken/text.png": "not_an_image",
+            "broken/truncated.jpg": "corrupt", "broken/bomb.png": "too_many_pixels"}

@@ -1,6 +1,5 @@
 """Building and updating bundles through the pipeline, with the tiny model."""
 
-import io
 import multiprocessing
 import os
 import shutil
@@ -10,42 +9,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from indexer import BuildConfig, BuildError, build, decode, pipeline
+from indexer import BuildError, decode, pipeline
 from indexer.checkpoint import Checkpoint
 from search.bundle import Bundle
 from search.errors import BundleLockedError, ModelMismatchError
 from search.searcher import Searcher
-from tests.conftest import TINY_MODEL
-from tests.photos import make_image, make_photo_tree, save_image
+from tests.photos import add_broken_files, make_image, make_photo_tree, save_image
 
 FORMATS = (".jpg", ".png", ".webp", ".gif", ".bmp", ".tif", ".JPEG", ".TIFF")
-
-
-@pytest.fixture
-def make_config(tiny_config_file, tiny_checkpoint, tmp_path):
-    def make(photos, **overrides):
-        settings = dict(photos=str(photos), index=str(tmp_path / "index"), model=TINY_MODEL,
-                        model_config=str(tiny_config_file), pretrained=str(tiny_checkpoint), workers=0,
-                        batch_size=8, progress=False)
-        settings.update(overrides)
-        progress = settings.pop("progress")
-        return lambda: build(BuildConfig(**settings), progress=progress)
-    return make
-
-
-def add_broken_files(root):
-    """One of each kind of bad file; returns {relative path: reason prefix}."""
-    (root / "broken").mkdir(parents=True, exist_ok=True)
-    (root / "broken" / "empty.jpg").write_bytes(b"")
-    (root / "broken" / "text.png").write_text("not an image")
-    good = save_image(root / "broken" / "whole.jpg", 77, (200, 150)).read_bytes()
-    (root / "broken" / "whole.jpg").unlink()
-    (root / "broken" / "truncated.jpg").write_bytes(good[: len(good) // 2])
-    buf = io.BytesIO()
-    Image.new("L", (12000, 12000)).save(buf, "PNG")
-    (root / "broken" / "bomb.png").write_bytes(buf.getvalue())
-    return {"broken/empty.jpg": "empty", "broken/text.png": "not_an_image",
-            "broken/truncated.jpg": "corrupt", "broken/bomb.png": "too_many_pixels"}
 
 
 def test_mixed_folder_every_valid_image_once_every_broken_one_reported(tmp_path, make_config):
