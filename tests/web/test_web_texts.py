@@ -12,16 +12,20 @@ from web.texts import TextVectors
 class CountingEncoder:
     """A stand-in for ``encode_texts`` that records every call; ``gate`` holds the first call."""
 
-    def __init__(self, gate=None):
+    def __init__(self, gate=None, seconds=0.0):
         self.calls = []
+        self.threads = set()  # the threads that called the model
         self.gate = gate
+        self.seconds = seconds  # each call's time in the model
         self._lock = threading.Lock()
 
     def __call__(self, texts):
         with self._lock:
             self.calls.append(list(texts))
+            self.threads.add(threading.get_ident())
         if self.gate is not None and len(self.calls) == 1:
             assert self.gate.wait(10)
+        time.sleep(self.seconds)
         if "boom" in texts:
             raise RuntimeError("the model failed")
         return np.stack([np.full(4, float(len(t)), np.float32) for t in texts])
@@ -123,6 +127,39 @@ def test_texts_that_arrive_during_an_encoding_share_the_next_one():
     answers.update(more)
     assert sorted(map(sorted, encode.calls)) == [["a"], ["bb", "ccc", "dddd"]]
     assert {w: float(v[0]) for w, v in answers.items()} == {w: float(len(w)) for w in ["a", *words]}
+
+
+def join_all(*groups):
+    for threads in groups:
+        for thread in threads:
+            thread.join(10)
+
+
+def test_under_load_the_next_call_waits_for_as_many_texts_as_the_last(monkeypatch):
+    """After a call of 3, texts that trickle in within its wait window share one call; after a pause longer
+    than a call, a lone text is encoded at once even with a window far longer than the test."""
+    gate = threading.Event()
+    encode = CountingEncoder(gate, seconds=0.4)
+    texts = TextVectors(encode, cache_size=0)
+    first, _ = ask_together(texts, ["a"])
+    while not encode.calls:
+        time.sleep(0.005)
+    burst, _ = ask_together(texts, ["b", "c", "d"])
+    wait_for_queue(texts, 3)
+    gate.set()
+    join_all(first, burst)  # the call of 3 has just ended; its window is 0.25 x 0.4 s
+    trickle = []
+    for word in ("e", "f", "g"):
+        trickle += ask_together(texts, [word])[0]
+        time.sleep(0.01)
+    join_all(trickle)
+    assert encode.calls == [["a"], ["b", "c", "d"], ["e", "f", "g"]]
+    monkeypatch.setattr("web.texts.WAIT_SHARE", 100.0)
+    time.sleep(0.5)  # longer than the last call: the load is over
+    start = time.perf_counter()
+    texts.vector("h")
+    assert encode.calls[-1] == ["h"] and time.perf_counter() - start < 5
+    assert len(encode.threads) == 1  # one thread ran every call, across the pause
 
 
 def test_a_failed_encoding_fails_its_requests_only():
