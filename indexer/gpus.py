@@ -11,6 +11,7 @@ loads no model.
 """
 
 import os
+import pickle
 import queue
 import threading
 from dataclasses import replace
@@ -92,6 +93,11 @@ def _shard_main(results, embed_shard, config, device, number, count, files, prog
         if kind == "cuda" and index:
             torch.cuda.set_device(int(index))  # "cuda" now means this GPU, to the model and the decoder
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // count))
-        results.put((number, None, embed_shard(replace(config, device=kind), device, number, files, progress)))
+        config = replace(config, device=kind, gpus=None)  # one device of this process's own
+        results.put((number, None, embed_shard(config, device, number, files, progress)))
     except BaseException as e:  # noqa: BLE001 - the parent raises it and stops the other processes
+        try:
+            pickle.dumps(e)
+        except Exception:  # noqa: BLE001 - what cannot travel is described instead
+            e = BuildError(f"the builder process for {device} failed: {e!r}")
         results.put((number, e, None))
