@@ -2,6 +2,7 @@
 
     python -m benchmarks.bench_gpu                    # a few minutes on one H200
     python -m benchmarks.bench_gpu --photos 4096 --vectors 100000   # a quick look
+    python -m benchmarks.bench_gpu --decode device --gpus 1 2 4     # scaling over the GPUs of one machine
     python -m benchmarks.bench_gpu --device cpu --photos 64 --unique 8 --batch-size 16 --vectors 20000
                                                       # the same code paths on a CPU (a smoke test)
 
@@ -45,6 +46,8 @@ def main(argv=None):
     parser.add_argument("--device", default="cuda", choices=("cuda", "cpu"))
     parser.add_argument("--decode", nargs="+", default=["device", "workers"], choices=("device", "workers"),
                         help="the CLI's --decode settings to run end to end")
+    parser.add_argument("--gpus", nargs="+", type=int, default=[None],
+                        help="the CLI's --gpus settings to run end to end, e.g. 1 2 4 (default: the CLI's, every GPU)")
     args = parser.parse_args(argv)
 
     import torch
@@ -83,19 +86,22 @@ def indexing(args, checkpoint):
            "min_cosine_device_vs_pillow_full_decode": round(device_vs_pillow(encoder, sources[:64]), 4)}
     del encoder
     for mode in args.decode:
-        flags = ("--model", "ViT-B-32", "--pretrained", checkpoint, "--device", args.device, "--decode", mode,
-                 "--batch-size", str(args.batch_size), "--workers", str(args.workers))
-        try:
-            summary, wall, wall_first, marginal = marginal_build(folder, paths, args.batch_size, *flags)
-        except SystemExit as e:  # report it with the other figures
-            out[f"decode_{mode}"] = {"error": str(e)}
-            continue
-        out[f"decode_{mode}"] = {"cli_wall_s": round(wall, 2), "cli_wall_first_batch_s": round(wall_first, 2),
-                     "cli_images_per_s": summary["images_per_second"], "stages_s": summary["stages"],
-                     "embedded": summary["embedded"], "skipped": len(summary["skipped"]),
-                     "decoded_on_device": summary["decoded_on_device"],
-                     "end_to_end_marginal_images_per_s": round(marginal, 1),
-                     "ratio_to_encoder_only": round(marginal / out["encoder_only_images_per_s"], 3)}
+        for gpus in args.gpus:
+            flags = ("--model", "ViT-B-32", "--pretrained", checkpoint, "--device", args.device, "--decode", mode,
+                     "--batch-size", str(args.batch_size), "--workers", str(args.workers))
+            key = f"decode_{mode}" if gpus is None else f"decode_{mode}_gpus_{gpus}"
+            try:
+                summary, wall, wall_first, marginal = marginal_build(
+                    folder, paths, args.batch_size, *flags, *(() if gpus is None else ("--gpus", str(gpus))))
+            except SystemExit as e:  # report it with the other figures
+                out[key] = {"error": str(e)}
+                continue
+            out[key] = {"cli_wall_s": round(wall, 2), "cli_wall_first_batch_s": round(wall_first, 2),
+                        "cli_images_per_s": summary["images_per_second"], "stages_s": summary["stages"],
+                        "embedded": summary["embedded"], "skipped": len(summary["skipped"]),
+                        "decoded_on_device": summary["decoded_on_device"], "devices": summary["devices"],
+                        "end_to_end_marginal_images_per_s": round(marginal, 1),
+                        "ratio_to_encoder_only": round(marginal / out["encoder_only_images_per_s"], 3)}
     return out
 
 
