@@ -92,8 +92,9 @@ class TextVectors:
         of them at once would split the load into smaller calls that cost more
         per text (on two cores, ViT-B-32: 86 ms for a text alone, 34 ms each in a
         call of 8, 27 ms in a call of 16). The wait ends a quarter of the last
-        call's time after it ended; once a call's own time has passed since it
-        ended, the load is over, and a lone query never waits.
+        call's time after it ended. Once a call's own time has passed since it
+        ended, the load is over and nothing waits; a single client, whose calls
+        hold one text each, never waits.
         """
         size, seconds, end = self._last
         if time.monotonic() - end > seconds:
