@@ -138,12 +138,19 @@ def device_decode_rate(encoder, paths, batch_size):
     return len(datas) / float(latencies(run, batches, warmup=0).sum())
 
 
-def parts(index, queries, k):
-    """Where a search's time goes: the matmul alone, and the top-k of its scores alone."""
+def parts(index, queries, k, group=1024):
+    """Where a search's time goes: the matmul alone, and the top-k of its scores alone; and a
+    two-stage top-k to compare (the best of each ``group`` columns, then the best of those)."""
     import torch
 
     coarse = torch.from_numpy(queries).to(index.device, index.vectors.dtype)
     scores = coarse @ index.vectors.T
+    want = min(index.ntotal, 2 * k + 32)
+    usable = scores.shape[1] // group * group  # the tail past whole groups joins the second stage as it is
+
+    def two_stage():
+        firsts = torch.topk(scores[:, :usable].view(len(scores), -1, group), want, dim=2)[0]
+        return torch.topk(torch.cat([firsts.flatten(1), scores[:, usable:]], 1), want, dim=1)[0]
 
     def run(fn):
         def timed_call(_):
@@ -152,8 +159,12 @@ def parts(index, queries, k):
                 torch.cuda.synchronize()
         return summary_ms(latencies(timed_call, range(30)))["p50_ms"]
 
-    return {"matmul": run(lambda: coarse @ index.vectors.T),
-            "topk": run(lambda: torch.topk(scores, min(index.ntotal, 2 * k + 32), dim=1))}
+    out = {"matmul": run(lambda: coarse @ index.vectors.T),
+           "topk": run(lambda: torch.topk(scores, want, dim=1))}
+    if want <= group <= usable:
+        out[f"topk_two_stage_{group}"] = run(two_stage)
+        out["two_stage_same_scores"] = bool(torch.equal(two_stage(), torch.topk(scores, want, dim=1)[0]))
+    return out
 
 
 def read_all(paths):
