@@ -418,9 +418,8 @@ def _embed_shard(config, device, number, files, progress):
     part = _Build(config, progress, bar_options=dict(desc=device, position=number))
     encoder = part._load_encoder()
     checkpoint = Checkpoint(config.index)
-    old = part.previous.metadata.all() if part.previous else []
-    read, _ = part._embed(encoder, files, {r.sha256 for r in old} | checkpoint.hashes(encoder.fingerprint),
-                          checkpoint)
+    known = part.previous.metadata.hashes() if part.previous else set()
+    read, _ = part._embed(encoder, files, known | checkpoint.hashes(encoder.fingerprint), checkpoint)
     return read, part._finish(), encoder.fingerprint
 
 

@@ -46,7 +46,8 @@ def test_human_output_lists_skipped_files(tmp_path, model_args):
     assert "indexed 2 images" in out.stdout and "skipped empty.png: empty" in out.stdout
 
 
-@pytest.mark.parametrize("case", ["missing_folder", "bad_batch_size", "bad_memory", "unknown_model", "no_bundle"])
+@pytest.mark.parametrize("case", ["missing_folder", "bad_batch_size", "bad_memory", "unknown_model", "no_bundle",
+                                  "gpus_on_cpu", "more_gpus_than_torch_sees"])
 def test_fatal_problems_are_one_line_and_non_zero(tmp_path, case):
     photos = tmp_path / "photos"
     make_photo_tree(photos, 1)
@@ -56,6 +57,8 @@ def test_fatal_problems_are_one_line_and_non_zero(tmp_path, case):
         "bad_memory": ("build", photos, "--max-index-memory", "lots"),
         "unknown_model": ("build", photos, "--model", "ViT-Q-99"),
         "no_bundle": ("info", tmp_path / "nothing"),
+        "gpus_on_cpu": ("build", photos, "--device", "cpu", "--gpus", "2"),
+        "more_gpus_than_torch_sees": ("build", photos, "--gpus", str(torch.cuda.device_count() + 1)),
     }[case]
     out = run(*args)
     assert out.returncode == 1

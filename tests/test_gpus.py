@@ -116,9 +116,10 @@ def test_builder_processes_resume_an_interrupted_build(tmp_path, make_config, mo
     monkeypatch.setattr(gpus, "builder_devices", lambda config, files: TWO)
     summary = make_config(photos)()
     assert (summary.embedded, summary.reused, summary.indexed) == (40 - 16, 16, 40)
-    make_photo_tree(photos / "more", 2, seed=1)  # an update with nothing saved to resume: new files only
+    make_photo_tree(photos / "more", 2, seed=1)  # an update with nothing saved to resume
+    shutil.copy(photos / "album0" / "img0000.jpg", photos / "more" / "copy.jpg")  # known to the bundle
     summary = make_config(photos)()
-    assert (summary.embedded, summary.unchanged, summary.indexed) == (2, 40, 42)
+    assert (summary.embedded, summary.reused, summary.unchanged, summary.indexed) == (2, 1, 40, 43)
 
 
 @pytest.mark.slow  # spawns processes that import torch
