@@ -6,6 +6,7 @@ ANN benchmark uses; exact search is the reference.
 
 import io
 import json
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -78,6 +79,20 @@ def test_forced_ann_reaches_the_recall_target_on_new_queries(ann_bundle, data):
     truth = ids[exact_top_k(vectors, queries, 10)[1]]
     assert index_tuning.recall(np.array(found), truth) >= 0.95
     json.dumps(params)  # the manifest stays plain JSON
+
+
+def test_coalesced_searches_of_an_ivf_bundle_keep_its_recall(ann_bundle, data):
+    """The concurrent searches of a server share index calls (for the largest k among them)."""
+    ids, vectors, queries = data
+    shared = Bundle.open(ann_bundle.path, use_gpu=False).coalesce_searches()
+    ks = [10 + i % 3 * 20 for i in range(len(queries))]
+    with ThreadPoolExecutor(16) as pool:
+        found = list(pool.map(lambda qk: [r.id for r in shared.search(qk[0], k=qk[1]).results], zip(queries, ks)))
+    alone = [[r.id for r in ann_bundle.search(q, k=k).results] for q, k in zip(queries, ks)]
+    truth = ids[exact_top_k(vectors, queries, 10)[1]]
+    assert [len(f) for f in found] == ks
+    assert index_tuning.recall(np.array([f[:10] for f in found]), truth) >= index_tuning.recall(
+        np.array([a[:10] for a in alone]), truth) - 0.01
 
 
 def test_ann_results_are_rescored_exactly(ann_bundle, data):

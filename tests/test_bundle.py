@@ -1,11 +1,13 @@
 """The bundle on its own: synthetic vectors, no model."""
 
 import os
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
 
-from search import bundle_writer, ranking
+from search import ann, bundle_writer, ranking
 from search.bundle import Bundle
 from search.errors import BundleError, BundleLockedError, InvalidArgumentError, UnknownIdError
 from search.manifest import Manifest, read_manifest
@@ -38,6 +40,30 @@ def test_search_equals_brute_force(bundle):
     assert [r.id for r in page.results] == bundle.ids[rows].tolist()
     np.testing.assert_allclose([r.score for r in page.results], scores, atol=1e-5)
     assert page.total == 200
+
+
+def test_concurrent_searches_share_index_calls_and_rank_as_alone(bundle, monkeypatch):
+    queries = ranking.normalize(np.random.default_rng(2).normal(size=(32, DIM)))
+    ks = [1 + i % 30 for i in range(32)]
+    alone = [[r.id for r in bundle.search(q, k=k).results] for q, k in zip(queries, ks)]
+    real, calls = ann.search, []
+
+    def slow_search(index, q, k):  # slow enough that the other threads queue meanwhile
+        calls.append(len(q))
+        time.sleep(0.02)
+        return real(index, q, k)
+
+    monkeypatch.setattr(ann, "search", slow_search)
+    bundle.coalesce_searches(idle_s=0.1)
+    with ThreadPoolExecutor(16) as pool:
+        together = list(pool.map(lambda qk: [r.id for r in bundle.search(qk[0], k=qk[1]).results], zip(queries, ks)))
+    assert together == alone
+    assert sum(calls) == 32 and len(calls) < 32
+    deadline = time.monotonic() + 10
+    while bundle._coalescer._thread is not None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert bundle._coalescer._thread is None  # idle: the thread ended, and no longer holds the bundle
+    assert [r.id for r in bundle.search(queries[0], k=ks[0]).results] == alone[0]  # a new one starts
 
 
 def test_offset_pages_through_the_same_ranking(bundle):

@@ -28,6 +28,7 @@ def load_searcher(config):
     started = time.perf_counter()
     searcher = Searcher.open(config.index, model=config.model, pretrained=config.pretrained,
                              device=config.device, max_pixels=config.max_pixels)
+    searcher.bundle.coalesce_searches()  # concurrent requests' searches share index calls
     if config.warmup:
         warm_up(searcher)
     log.info("serving %d images from %s with %s (ready in %.1f s)", searcher.bundle.count, config.index,
@@ -81,7 +82,8 @@ class Service:
                 return
             old = self.searcher
             try:
-                self.searcher = Searcher(Bundle.open(old.bundle.path), old.encoder, max_pixels=old.max_pixels)
+                bundle = Bundle.open(old.bundle.path).coalesce_searches()
+                self.searcher = Searcher(bundle, old.encoder, max_pixels=old.max_pixels)
             except SearchError as e:  # a different model, a damaged bundle: keep serving the old one
                 log.error("not switching to the rebuilt index: %s", e)
             else:

@@ -49,10 +49,10 @@ def ask_together(texts, words):
 
 def wait_for_queue(texts, length):
     for _ in range(1000):
-        if len(texts._queue) == length:
+        if len(texts._calls._queue) == length:
             return
         time.sleep(0.005)
-    raise AssertionError(f"queue never reached {length}: {texts._queue}")
+    raise AssertionError(f"queue never reached {length}: {texts._calls._queue}")
 
 
 def test_vectors_are_the_encoders(encoder):
@@ -154,7 +154,7 @@ def test_under_load_the_next_call_waits_for_as_many_texts_as_the_last(monkeypatc
         time.sleep(0.01)
     join_all(trickle)
     assert encode.calls == [["a"], ["b", "c", "d"], ["e", "f", "g"]]
-    monkeypatch.setattr("web.texts.WAIT_SHARE", 100.0)
+    monkeypatch.setattr("search.coalesce.WAIT_SHARE", 100.0)
     time.sleep(0.5)  # longer than the last call: the load is over
     start = time.perf_counter()
     texts.vector("h")
@@ -187,8 +187,8 @@ def test_a_thread_that_cannot_start_leaves_no_request_hanging(monkeypatch):
         def start(self):
             raise RuntimeError("can't start new thread")
 
-    monkeypatch.setattr("web.texts.threading.Thread", NoThreads)
+    monkeypatch.setattr("search.coalesce.threading.Thread", NoThreads)
     with pytest.raises(RuntimeError):
         texts.vector("aa")
     monkeypatch.undo()
-    assert float(texts.vector("aa")[0]) == 2.0  # the text left queued is encoded by the next thread
+    assert float(texts.vector("aa")[0]) == 2.0 and texts._pending == {}  # the next request starts a thread
