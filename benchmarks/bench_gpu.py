@@ -179,6 +179,7 @@ def search(n, device, nq=1000):
     """The GPU exact index over ``n`` vectors: latency per query batch, and recall against float32."""
     import faiss
 
+    from search import index_tuning
     from search.gpu_index import TorchExactIndex
 
     vectors, queries = collection_and_queries(n, nq)
@@ -192,7 +193,7 @@ def search(n, device, nq=1000):
     out["batch_64_k10_parts_p50_ms"] = parts(index, queries[:64], 10)
     _, truth = faiss.knn(queries, vectors, 10, metric=faiss.METRIC_INNER_PRODUCT)
     _, found = index.search(queries, 10)
-    out["recall_at_10"] = round(float(np.mean([len(set(a) & set(b)) / 10 for a, b in zip(truth, found)])), 4)
+    out["recall_at_10"] = round(index_tuning.recall(found, truth), 4)
     return out
 
 

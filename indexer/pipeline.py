@@ -77,7 +77,10 @@ class _Stages:
         self.seconds = {}
 
     def timed(self, name, start):
-        self.seconds[name] = round(self.seconds.get(name, 0.0) + time.perf_counter() - start, 3)
+        self.add(name, time.perf_counter() - start)
+
+    def add(self, name, seconds):
+        self.seconds[name] = round(self.seconds.get(name, 0.0) + seconds, 3)
 
 
 def build(config, progress=None):
@@ -189,7 +192,7 @@ class _Build:
                 setattr(self.summary, name, getattr(self.summary, name) + getattr(summary, name))
             self.summary.skipped += summary.skipped
             for name, seconds in summary.stages.items():  # summed over the processes
-                self.stages.seconds[name] = round(self.stages.seconds.get(name, 0.0) + seconds, 3)
+                self.stages.add(name, seconds)
         self.summary.skipped.sort(key=lambda s: s["path"])
         self.summary.devices = list(devices)
         self.checkpoint = Checkpoint(self.config.index)

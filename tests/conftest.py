@@ -11,7 +11,7 @@ import open_clip
 import pytest
 import torch
 
-from indexer import BuildConfig, build
+from indexer import BuildConfig, build, pipeline
 from search.encoder import load_encoder
 
 TINY_MODEL = "tiny-test"
@@ -70,3 +70,30 @@ def make_config(tiny_config_file, tiny_checkpoint, tmp_path):
         progress = settings.pop("progress")
         return lambda: build(BuildConfig(**settings), progress=progress)
     return make
+
+
+@pytest.fixture
+def interrupt_build(make_config, monkeypatch):
+    """``interrupt_build(photos)``: a one-process build of ``photos`` stopped by Ctrl-C at its third batch
+    of 8, after two checkpoints of 8 embeddings each."""
+    def run(photos):
+        real_load = pipeline._Build._load_encoder
+
+        def load_encoder_that_dies_on_third_batch(self):
+            encoder = real_load(self)
+            real_encode, calls = encoder.encode_images, []
+
+            def encode(batch):
+                calls.append(1)
+                if len(calls) == 3:
+                    raise KeyboardInterrupt  # as if the user pressed Ctrl-C
+                return real_encode(batch)
+
+            encoder.encode_images = encode
+            return encoder
+
+        with monkeypatch.context() as patched:
+            patched.setattr(pipeline._Build, "_load_encoder", load_encoder_that_dies_on_third_batch)
+            with pytest.raises(KeyboardInterrupt):
+                make_config(photos, checkpoint_every=8)()
+    return run

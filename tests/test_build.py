@@ -131,28 +131,10 @@ def test_unreadable_and_vanishing_files_are_skipped(tmp_path, make_config, monke
     assert summary.indexed == 4
 
 
-def test_interrupted_build_resumes_without_re_embedding(tmp_path, make_config, monkeypatch):
+def test_interrupted_build_resumes_without_re_embedding(tmp_path, make_config, interrupt_build):
     photos = tmp_path / "photos"
     make_photo_tree(photos, 40)
-    real_load = pipeline._Build._load_encoder
-
-    def load_encoder_that_dies_on_third_batch(self):
-        encoder = real_load(self)
-        real_encode, calls = encoder.encode_images, []
-
-        def encode(batch):
-            calls.append(1)
-            if len(calls) == 3:
-                raise KeyboardInterrupt  # as if the user pressed Ctrl-C
-            return real_encode(batch)
-
-        encoder.encode_images = encode
-        return encoder
-
-    monkeypatch.setattr(pipeline._Build, "_load_encoder", load_encoder_that_dies_on_third_batch)
-    with pytest.raises(KeyboardInterrupt):
-        make_config(photos, checkpoint_every=8)()
-    monkeypatch.setattr(pipeline._Build, "_load_encoder", real_load)
+    interrupt_build(photos)
     assert not os.path.exists(tmp_path / "index" / "manifest.json")
     summary = make_config(photos)()
     assert summary.embedded == 40 - 16 and summary.reused == 16 and summary.indexed == 40

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from indexer import BuildConfig, BuildError, gpus, pipeline
+from indexer import BuildConfig, BuildError, gpus
 from indexer.checkpoint import Checkpoint
 from search.bundle import Bundle
 from search.errors import InvalidArgumentError, SearchError
@@ -91,28 +91,10 @@ def test_builder_processes_make_the_bundle_one_process_makes(tmp_path, make_conf
 
 
 @pytest.mark.slow  # spawns processes that import torch
-def test_builder_processes_resume_an_interrupted_build(tmp_path, make_config, monkeypatch):
+def test_builder_processes_resume_an_interrupted_build(tmp_path, make_config, interrupt_build, monkeypatch):
     photos = tmp_path / "photos"
     make_photo_tree(photos, 40)
-    real_embed = pipeline._Build._embed
-
-    def embed_then_interrupt(self, encoder, files, known, checkpoint):
-        real_encode = encoder.encode_images
-        calls = []
-
-        def encode(batch):
-            calls.append(1)
-            if len(calls) == 3:
-                raise KeyboardInterrupt
-            return real_encode(batch)
-
-        encoder.encode_images = encode
-        return real_embed(self, encoder, files, known, checkpoint)
-
-    monkeypatch.setattr(pipeline._Build, "_embed", embed_then_interrupt)
-    with pytest.raises(KeyboardInterrupt):
-        make_config(photos, checkpoint_every=8)()
-    monkeypatch.setattr(pipeline._Build, "_embed", real_embed)
+    interrupt_build(photos)
     monkeypatch.setattr(gpus, "builder_devices", lambda config, files: TWO)
     summary = make_config(photos)()
     assert (summary.embedded, summary.reused, summary.indexed) == (40 - 16, 16, 40)
