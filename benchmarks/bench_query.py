@@ -69,6 +69,9 @@ def main(argv=None):
                 entry["http_p50_over_in_process"] = round(c1["p50_ms"] / entry["in_process"]["text"]["p50_ms"], 3)
             if c1 and "concurrency_16" in entry["http"]:
                 entry["http_qps_16_over_1"] = round(entry["http"]["concurrency_16"]["qps"] / c1["qps"], 2)
+                # what c=16 over c=1 would be if the server did nothing but encode texts 16 at a time
+                per_text_ms = results["text_encoding"]["16_together_per_text"]["mean_ms"]
+                entry["http_qps_16_over_1_encoder_bound"] = round(1000 / per_text_ms / c1["qps"], 2)
         results["collections"].append(entry)
     emit({"benchmark": "query", "machine": info, "model": "ViT-B-32 (random init)", "k": 24,
           "results": results, "http_server": f"gunicorn {args.gunicorn_args} web:create_app()"
