@@ -95,7 +95,8 @@ def in_process(searcher, args):
 
 
 def text_encoding(encoder, count, together=16):
-    """Milliseconds per text: open_clip over the full 77-token context, ours one at a time, ours 16 at a time."""
+    """Milliseconds per text: open_clip over the full 77-token context, ours one at a time, ours 16 at a time;
+    and 16 texts of mixed lengths at a time, each text padded to the longest against short texts packed."""
     import torch
 
     sample = texts(count, offset=ENCODING_TEXTS)
@@ -104,15 +105,30 @@ def text_encoding(encoder, count, together=16):
         with torch.inference_mode():
             encoder.model.encode_text(encoder.tokenizer([text]))
 
-    batches = [sample[i:i + together] for i in range(0, count - together + 1, together)]
+    def per_text_in_calls(encode, sample):
+        batches = [sample[i:i + together] for i in range(0, count - together + 1, together)]
+        return summary_ms(latencies(encode, batches, warmup=1) / together)
+
     out = {
         "full_context_one_at_a_time": summary_ms(latencies(full_context, sample)),
         "one_at_a_time": summary_ms(latencies(lambda t: encoder.encode_texts([t]), sample)),
-        f"{together}_together_per_text": summary_ms(latencies(encoder.encode_texts, batches, warmup=1) / together),
+        f"{together}_together_per_text": per_text_in_calls(encoder.encode_texts, sample),
     }
     one = out["one_at_a_time"]["mean_ms"]
     out["speedup_one_at_a_time"] = round(out["full_context_one_at_a_time"]["mean_ms"] / one, 2)
     out[f"speedup_{together}_together"] = round(one / out[f"{together}_together_per_text"]["mean_ms"], 2)
+    tower = encoder._text_tower
+    if tower is not None:
+        def padded(batch):
+            with torch.inference_mode():
+                tower.encode(encoder.tokenizer(batch), pack=False)
+
+        mixed = mixed_length_texts(count)
+        out[f"{together}_mixed_lengths_padded_per_text"] = per_text_in_calls(padded, mixed)
+        out[f"{together}_mixed_lengths_packed_per_text"] = per_text_in_calls(encoder.encode_texts, mixed)
+        out[f"speedup_{together}_mixed_lengths_packed"] = round(
+            out[f"{together}_mixed_lengths_padded_per_text"]["mean_ms"]
+            / out[f"{together}_mixed_lengths_packed_per_text"]["mean_ms"], 2)
     return out
 
 
@@ -124,6 +140,11 @@ def texts(count, offset):
     """
     return [f"a photo of a {WORDS[i % len(WORDS)]} near a {WORDS[(i // 7) % len(WORDS)]}, number {offset + i}"
             for i in range(count)]
+
+
+def mixed_length_texts(count):
+    """Queries of 1 to 12 words, as people type them (3 to 14 tokens)."""
+    return [" ".join(WORDS[(i + j) % len(WORDS)] for j in range(1 + (i * 5) % 12)) for i in range(count)]
 
 
 def warm_page_cache(vectors, chunk=1 << 16):

@@ -9,7 +9,7 @@ from search import encoder as encoder_module
 from search.encoder import load_encoder
 from search.errors import InvalidArgumentError, ModelLoadError, ModelMismatchError, WeightsUnavailableError
 from search.model_spec import DEFAULT_MODEL, DEFAULT_PRETRAINED, ModelFingerprint
-from search.text_tower import TrimmedTextTower
+from search.text_tower import TrimmedTextTower, pack_rows
 from tests.conftest import TINY_MODEL
 from tests.photos import make_image
 
@@ -110,6 +110,31 @@ def test_text_vectors_equal_open_clip_full_context(encoder, tiny_checkpoint):
         np.testing.assert_allclose(encoder.encode_texts([text])[0], expected, atol=1e-5)
 
 
+QUERIES = ["dog", "red car", "sunset over the sea", "a cat sleeping on a laptop keyboard", "snow",
+           "kids playing football in the rain on a sunday afternoon", "wedding cake", "boat"]
+
+
+def test_short_texts_share_rows_and_keep_their_vectors(encoder):
+    tokens = encoder.tokenizer(QUERIES)
+    lengths = (tokens.argmax(dim=-1) + 1).tolist()
+    width = max(lengths)
+    rows = pack_rows(lengths, width)
+    assert len(rows) < len(QUERIES)  # so the calls below pack
+    assert sorted(i for row in rows for i in row) == list(range(len(QUERIES)))
+    assert all(sum(lengths[i] for i in row) <= width for row in rows)
+    with torch.inference_mode():
+        packed = encoder._text_tower.encode(tokens).numpy()
+        np.testing.assert_allclose(packed, encoder._text_tower.encode(tokens, pack=False).numpy(), atol=1e-5)
+    alone = np.stack([encoder.encode_texts([text])[0] for text in QUERIES])
+    np.testing.assert_allclose(encoder.encode_texts(QUERIES), alone, atol=1e-5)
+
+
+def test_pack_rows_fits_longest_first():
+    assert pack_rows([5, 2, 3, 1], 5) == [[0], [2, 1], [3]]
+    assert pack_rows([4, 4], 4) == [[0], [1]]
+    assert pack_rows([1, 1, 1], 3) == [[0, 1, 2]]
+
+
 def test_text_towers_the_shortcut_does_not_describe_keep_full_context(tiny_checkpoint):
     tokenizer = open_clip.get_tokenizer(TINY_MODEL)
     model = open_clip.create_model(TINY_MODEL, pretrained=str(tiny_checkpoint)).eval()
@@ -129,9 +154,11 @@ def test_the_default_architecture_stops_at_the_end_of_text_token():
     tower = TrimmedTextTower.for_model(model, tokenizer, "cpu")
     assert tower is not None
     with torch.no_grad():
-        for batch in [TEXTS[:3], *([t] for t in TEXTS)]:  # trimmed to the longest text of each call
+        for batch in [TEXTS[:3], QUERIES, *([t] for t in TEXTS)]:  # trimmed to the longest text of each call
             tokens = tokenizer(batch)
-            np.testing.assert_allclose(tower.encode(tokens).numpy(), model.encode_text(tokens).numpy(), atol=1e-4)
+            expected = model.encode_text(tokens).numpy()
+            np.testing.assert_allclose(tower.encode(tokens).numpy(), expected, atol=1e-4)  # short ones packed
+            np.testing.assert_allclose(tower.encode(tokens, pack=False).numpy(), expected, atol=1e-4)
 
 
 def test_fp16_model_takes_float32_images(encoder, tiny_checkpoint):
