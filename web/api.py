@@ -4,10 +4,11 @@ Routes only parse (``queries``), call the service and shape the answer; the
 ranking itself is the library's.
 """
 
-from flask import Blueprint, jsonify, request, url_for
+from flask import Blueprint, jsonify, request
 
 from . import queries
 from .fields import json_body
+from .media import id_url
 from .service import current_service
 
 bp = Blueprint("api", __name__)
@@ -23,15 +24,16 @@ def search():
     else:
         terms, options = queries.from_json(json_body(), service.bundle.dim)
     page, took_ms = service.search(terms, **options.as_kwargs())
+    urls = id_url("media.image"), id_url("media.thumbnail")
     return jsonify({
-        "results": [result_json(r) for r in page.results],
+        "results": [result_json(r, *urls) for r in page.results],
         "total": page.total,
         "took_ms": took_ms,
         "model": service.model_name,
     })
 
 
-def result_json(result):
+def result_json(result, image_url, thumbnail_url):
     """One result in the documented shape (see ``openapi.py``)."""
     return {
         "id": result.id,
@@ -40,8 +42,8 @@ def result_json(result):
         "width": result.width,
         "height": result.height,
         "taken_at": result.taken_at,
-        "image_url": url_for("media.image", image_id=result.id),
-        "thumbnail_url": url_for("media.thumbnail", image_id=result.id),
+        "image_url": image_url(result.id),
+        "thumbnail_url": thumbnail_url(result.id),
     }
 
 

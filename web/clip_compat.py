@@ -8,7 +8,7 @@ their shape. Unlike ``clip back``, a missing or unknown field is a 400, not a
 ``aesthetic_score`` and ``aesthetic_weight`` (they are still type-checked).
 """
 
-from flask import Blueprint, jsonify, url_for
+from flask import Blueprint, jsonify
 
 from search.bundle import MAX_K
 from search.searcher import QueryTerm
@@ -16,6 +16,7 @@ from search.searcher import QueryTerm
 from . import fields
 from .errors import ApiError, bad_request
 from .fetch import fetch_image
+from .media import id_url
 from .service import current_service
 
 bp = Blueprint("clip", __name__)
@@ -48,9 +49,9 @@ def knn_service():
     _check_ignored(body)
     term = _query_term(body, service)
     page, _ = service.search([term], k=num_result_ids, deduplicate=deduplicate)
-    results = []
+    results, url = [], _image_url()
     for i, r in enumerate(page.results):
-        item = _metadata(r.id, r.path) if i < num_images else {}  # past num_images: id and similarity only
+        item = _metadata(r.id, r.path, url) if i < num_images else {}  # past num_images: id and similarity only
         item.update(id=r.id, similarity=r.score)
         results.append(item)
     return jsonify(results)
@@ -76,7 +77,8 @@ def metadata():
     unknown = [i for i in ids if i not in records]
     if unknown:
         raise ApiError(404, "unknown_id", f"unknown image id {unknown[0]}")
-    return jsonify([{"id": i, "metadata": _metadata(i, records[i].path)} for i in ids])
+    url = _image_url()
+    return jsonify([{"id": i, "metadata": _metadata(i, records[i].path, url)} for i in ids])
 
 
 @bp.get("/indices-list")
@@ -84,10 +86,14 @@ def indices_list():
     return jsonify([current_service().config.index_name])
 
 
-def _metadata(image_id, path):
-    # clip-retrieval's columns: a relative image_path (never the server's absolute one) and a url the
-    # front end can show from another origin.
-    return {"image_path": path, "url": url_for("media.image", image_id=image_id, _external=True)}
+def _image_url():
+    # absolute: clip-retrieval's front end shows the images from another origin
+    return id_url("media.image", _external=True)
+
+
+def _metadata(image_id, path, url):
+    # clip-retrieval's columns: a relative image_path (never the server's absolute one) and a url
+    return {"image_path": path, "url": url(image_id)}
 
 
 def _check_index(name):

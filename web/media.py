@@ -12,7 +12,7 @@ import mimetypes
 import os
 import stat
 
-from flask import Blueprint, request, send_file
+from flask import Blueprint, request, send_file, url_for
 
 from search.errors import ImageError
 from search.images import load_image
@@ -25,6 +25,17 @@ log = logging.getLogger(__name__)
 bp = Blueprint("media", __name__, url_prefix="/api")
 THUMBNAIL_DIR = "thumbnails"
 MAX_AGE = 3600
+_ID_MARK = 9_081_726_354_123  # stands for the image id in a URL built once
+
+
+def id_url(endpoint, **options):
+    """``url(image_id)``, equal to ``url_for(endpoint, image_id=image_id, **options)``.
+
+    ``url_for`` takes about 45 us a call, and a page of 2,000 results links
+    each twice, so a response builds each route once and fills in the ids.
+    """
+    head, _, tail = url_for(endpoint, image_id=_ID_MARK, **options).rpartition(str(_ID_MARK))
+    return lambda image_id: f"{head}{int(image_id)}{tail}"
 
 
 @bp.get("/images/<int:image_id>")

@@ -5,6 +5,7 @@ import os
 import shutil
 
 import pytest
+from flask import url_for
 from PIL import Image
 
 from web import media
@@ -91,3 +92,13 @@ def test_a_record_pointing_outside_the_photos_is_refused(client, bundle, monkeyp
     record.path = "../../etc/passwd"
     monkeypatch.setattr(bundle, "record", lambda image_id: record)
     assert_error(client.get("/api/images/9"), 404, "image_unavailable")
+
+
+@pytest.mark.parametrize("root", ["", "/photos9081726354123"])  # a root that holds the id placeholder
+def test_result_urls_are_url_for(client, root):
+    """Responses build each route once and fill in the ids; the URLs are url_for's."""
+    with client.application.test_request_context("/api/search", base_url=f"http://10.0.0.7:5000{root}"):
+        for endpoint, options in [("media.image", {}), ("media.thumbnail", {}), ("media.image", {"_external": True})]:
+            url = media.id_url(endpoint, **options)
+            for image_id in (0, 7, 2**62):
+                assert url(image_id) == url_for(endpoint, image_id=image_id, **options)
