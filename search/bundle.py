@@ -147,7 +147,7 @@ class Bundle:
             order = np.lexsort((ids, -scores))
             ids, scores = ids[order], scores[order]
             total = self.count if min_score is None else self._count_at_least(query, min_score)
-        keep = np.array([int(i) not in exclude for i in ids], dtype=bool)
+        keep = ~np.isin(ids, np.fromiter(exclude, np.int64, len(exclude)))
         if min_score is not None:
             keep &= scores >= min_score
         ids, scores = ids[keep][offset:offset + k], scores[keep][offset:offset + k]
