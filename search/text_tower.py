@@ -60,7 +60,7 @@ class TrimmedTextTower:
             tokens, positions, mask, ends = self._packed(tokens, lengths, rows, width)
         else:
             tokens, positions, mask = tokens[:, :width], slice(0, width), m.attn_mask[:width, :width]
-            ends = (torch.arange(len(lengths)), torch.tensor(lengths) - 1)
+            ends = (torch.arange(len(lengths), device=tokens.device), torch.tensor(lengths, device=tokens.device) - 1)
         cast = m.transformer.get_cast_dtype()
         x = m.token_embedding(tokens).to(cast) + m.positional_embedding[positions].to(cast)
         x = m.ln_final(m.transformer(x, attn_mask=mask))[ends]
@@ -87,7 +87,7 @@ class TrimmedTextTower:
                 start += n
             # the padding after the last text attends causally: finite, and nothing reads it
         mask = mask.repeat_interleave(self.heads, dim=0)
-        return packed, positions, mask, (torch.tensor(row_of), torch.tensor(end_of))
+        return packed, positions, mask, (torch.tensor(row_of, device=device), torch.tensor(end_of, device=device))
 
 
 def pack_rows(lengths, width):
