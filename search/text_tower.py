@@ -47,14 +47,18 @@ class TrimmedTextTower:
                     return None
         return tower
 
-    def encode(self, tokens, pack=True):
+    def encode(self, tokens, pack=None):
         """Unnormalised features of ``[N, context]`` tokens, as ``model.encode_text``.
 
-        ``pack=False`` gives each text its own row (for comparison).
+        ``pack``: lay short texts out in shared rows; by default on a CPU
+        only, where arithmetic is the cost. A GPU has arithmetic to spare for
+        a few queries, and the layout would add a few small copies per text.
         """
         m = self.model
         lengths = (tokens.argmax(dim=-1) + 1).tolist()  # the end-of-text token has the largest id
         width = max(lengths)
+        if pack is None:
+            pack = tokens.device.type == "cpu"
         rows = pack_rows(lengths, width) if pack else None
         if rows is not None and len(rows) < len(lengths):
             tokens, positions, mask, ends = self._packed(tokens, lengths, rows, width)

@@ -114,7 +114,9 @@ QUERIES = ["dog", "red car", "sunset over the sea", "a cat sleeping on a laptop 
            "kids playing football in the rain on a sunday afternoon", "wedding cake", "boat"]
 
 
-def test_short_texts_share_rows_and_keep_their_vectors(encoder):
+def test_short_texts_share_rows_and_keep_their_vectors(encoder, monkeypatch):
+    tower, packs = encoder._text_tower, []
+    monkeypatch.setattr(tower, "_packed", lambda *args, packed=tower._packed: packs.append(1) or packed(*args))
     tokens = encoder.tokenizer(QUERIES)
     lengths = (tokens.argmax(dim=-1) + 1).tolist()
     width = max(lengths)
@@ -123,10 +125,11 @@ def test_short_texts_share_rows_and_keep_their_vectors(encoder):
     assert sorted(i for row in rows for i in row) == list(range(len(QUERIES)))
     assert all(sum(lengths[i] for i in row) <= width for row in rows)
     with torch.inference_mode():
-        packed = encoder._text_tower.encode(tokens).numpy()
-        np.testing.assert_allclose(packed, encoder._text_tower.encode(tokens, pack=False).numpy(), atol=1e-5)
+        packed = tower.encode(tokens).numpy()
+        np.testing.assert_allclose(packed, tower.encode(tokens, pack=False).numpy(), atol=1e-5)
     alone = np.stack([encoder.encode_texts([text])[0] for text in QUERIES])
     np.testing.assert_allclose(encoder.encode_texts(QUERIES), alone, atol=1e-5)
+    assert len(packs) == 2  # on a CPU, calls of several texts pack by default
 
 
 def test_pack_rows_fits_longest_first():
