@@ -103,6 +103,23 @@ def test_wrong_dimension_and_unknown_id(bundle):
         bundle.record(-1)
 
 
+@pytest.mark.parametrize("step", [1, 3])  # ids that run on (rows are offsets), ids with gaps (rows are searched)
+def test_rows_of_ids_and_unknown_ids(tmp_path, step):
+    n = 50
+    vectors = ranking.normalize(np.random.default_rng(0).normal(size=(n, DIM)))
+    records = [ImageRecord(7 + step * i, f"img{i}.jpg", 1, 1, f"{i:064x}") for i in range(n)]
+    manifest = Manifest(model={"name": "m", "pretrained": "t", "dim": DIM}, dim=DIM, root="/photos")
+    bundle_writer.commit(str(tmp_path), manifest, records, vectors)
+    bundle = Bundle.open(tmp_path)
+    assert bundle.rows_of([7 + step * 49, 7, 7 + step * 3]).tolist() == [49, 0, 3]
+    np.testing.assert_array_equal(bundle.vector(7 + step * 5), vectors[5])
+    assert bundle.search(vectors[9], k=1).results[0].id == 7 + step * 9
+    unknown = [6, 7 + step * 50, -1] + ([8] if step > 1 else [])
+    for image_id in unknown:
+        with pytest.raises(UnknownIdError, match=f"unknown image id {image_id}"):
+            bundle.rows_of([7, image_id])
+
+
 def test_missing_bundle_says_how_to_build(tmp_path):
     with pytest.raises(BundleError, match="python -m indexer build"):
         Bundle.open(tmp_path)
