@@ -30,7 +30,7 @@ from .datasets import clustered, natural_photo
 from .http_load import http_available, serve_and_measure
 
 SIZES = {"small": [10_000], "medium": [10_000, 100_000], "large": [10_000, 100_000, 1_000_000]}
-IN_PROCESS_TEXTS, ENCODING_TEXTS, HTTP_TEXTS = 1_000_000, 2_000_000, 3_000_000  # distinct, as long
+IN_PROCESS_TEXTS, ENCODING_TEXTS, HTTP_TEXTS, PAIRED_TEXTS = 1_000_000, 2_000_000, 3_000_000, 4_000_000  # distinct
 WORDS = ("dog", "beach", "sunset", "mountain", "city", "birthday", "snow", "forest", "car", "cat", "boat", "bridge")
 QUERY_WORDS = WORDS + ("red", "old", "night", "rain", "river", "garden", "kids", "wedding", "dinner", "train",
                        "street", "market", "lake", "tree", "flowers", "party", "horse", "bike", "church", "window",
@@ -69,10 +69,10 @@ def main(argv=None):
                  "in_process": in_process(searcher, args)}
         if args.http and http_available():
             queries = TEXT_KINDS[args.texts](args.http_requests * len(levels), offset=HTTP_TEXTS)
-            entry["http"] = serve_and_measure(path, queries, levels, args.gunicorn_args.split())
+            paired = TEXT_KINDS[args.texts](args.queries, offset=PAIRED_TEXTS), lambda t: searcher.search_text(t, k=24)
+            entry["http"] = serve_and_measure(path, queries, levels, args.gunicorn_args.split(), paired)
+            entry["http_p50_over_in_process"] = entry["http"]["paired_with_in_process"]["http_p50_over_in_process"]
             c1 = entry["http"].get("concurrency_1")
-            if c1:
-                entry["http_p50_over_in_process"] = round(c1["p50_ms"] / entry["in_process"]["text"]["p50_ms"], 3)
             if c1 and "concurrency_16" in entry["http"]:
                 entry["http_qps_16_over_1"] = round(entry["http"]["concurrency_16"]["qps"] / c1["qps"], 2)
                 # what c=16 over c=1 would be if the server did nothing but encode texts 16 at a time

@@ -56,14 +56,47 @@ def production_server(bundle_dir, gunicorn_args, env=None, ready_timeout=READY_T
                 server.wait()
 
 
-def serve_and_measure(bundle_dir, texts, levels, gunicorn_args):
-    """Start gunicorn on ``bundle_dir``, POST text queries at each concurrency level, stop it."""
+def serve_and_measure(bundle_dir, texts, levels, gunicorn_args, paired=None):
+    """Start gunicorn on ``bundle_dir``, POST text queries at each concurrency level, stop it.
+
+    ``paired``: ``(texts, search)``, to time each text in-process with ``search(text)``
+    and then over HTTP, one after the other (see :func:`_paired`).
+    """
     with production_server(bundle_dir, gunicorn_args) as (url, _, ready_s):
         out = {"startup_s": ready_s}
+        if paired:
+            out["paired_with_in_process"] = _paired(url, *paired)
         per_level = len(texts) // len(levels)
         for i, level in enumerate(levels):
             out[f"concurrency_{level}"] = _load(url, texts[i * per_level:(i + 1) * per_level], level)
         return out
+
+
+def _paired(url, texts, search):
+    """p50s of each text searched in-process and then over HTTP (concurrency 1), and their ratio.
+
+    Taking the two in turns, text by text, leaves the machine's drift (these
+    shared machines swing by a fifth within minutes) out of the ratio. The
+    first text warms both up and is not counted.
+    """
+    address = urllib.parse.urlsplit(url)
+    conn = http.client.HTTPConnection(address.hostname, address.port, timeout=120)
+    local, remote = [], []
+    for text in texts:
+        start = time.perf_counter()
+        search(text)
+        local.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        conn.request("POST", "/api/search", json.dumps({"text": text, "k": 24}), {"Content-Type": "application/json"})
+        response = conn.getresponse()
+        response.read()
+        if response.status != 200:
+            raise SystemExit(f"/api/search answered {response.status} to {text!r}")
+        remote.append(time.perf_counter() - start)
+    conn.close()
+    out = {"in_process": summary_ms(local[1:]), "http": summary_ms(remote[1:])}
+    out["http_p50_over_in_process"] = round(out["http"]["p50_ms"] / out["in_process"]["p50_ms"], 3)
+    return out
 
 
 def _load(url, texts, concurrency):
