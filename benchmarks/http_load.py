@@ -86,13 +86,10 @@ def _paired(url, texts, search):
         start = time.perf_counter()
         search(text)
         local.append(time.perf_counter() - start)
-        start = time.perf_counter()
-        conn.request("POST", "/api/search", json.dumps({"text": text, "k": 24}), {"Content-Type": "application/json"})
-        response = conn.getresponse()
-        response.read()
-        if response.status != 200:
-            raise SystemExit(f"/api/search answered {response.status} to {text!r}")
-        remote.append(time.perf_counter() - start)
+        took, status = _post_text(conn, text)
+        if status != 200:
+            raise SystemExit(f"/api/search answered {status} to {text!r}")
+        remote.append(took)
     conn.close()
     out = {"in_process": summary_ms(local[1:]), "http": summary_ms(remote[1:])}
     out["http_p50_over_in_process"] = round(out["http"]["p50_ms"] / out["in_process"]["p50_ms"], 3)
@@ -108,17 +105,12 @@ def _load(url, texts, concurrency):
     def client(chunk):
         conn = http.client.HTTPConnection(address.hostname, address.port, timeout=120)
         for text in chunk:
-            body = json.dumps({"text": text, "k": 24})
-            start = time.perf_counter()
-            conn.request("POST", "/api/search", body, {"Content-Type": "application/json"})
-            response = conn.getresponse()
-            response.read()
-            took = time.perf_counter() - start
+            took, status = _post_text(conn, text)
             with lock:
-                if response.status == 200:
+                if status == 200:
                     seconds.append(took)
                 else:
-                    errors.append(response.status)
+                    errors.append(status)
         conn.close()
 
     threads = [threading.Thread(target=client, args=(c,)) for c in chunks]
@@ -131,6 +123,16 @@ def _load(url, texts, concurrency):
     result = summary_ms(seconds) if seconds else {}
     result.update(qps=round(len(seconds) / wall, 1), errors=len(errors), concurrency=concurrency)
     return result
+
+
+def _post_text(conn, text):
+    """Seconds until the answer to one text query over ``conn`` was read, and its status."""
+    body = json.dumps({"text": text, "k": 24})
+    start = time.perf_counter()
+    conn.request("POST", "/api/search", body, {"Content-Type": "application/json"})
+    response = conn.getresponse()
+    response.read()
+    return time.perf_counter() - start, response.status
 
 
 def free_port():
