@@ -112,12 +112,12 @@ class Bundle:
         if self._first_id is not None:  # no search over 1M ids (0.7 ms for a page's candidates)
             rows = ids - self._first_id
             bad = (rows < 0) | (rows >= len(self.ids))
-        elif len(self.ids) == 0:
-            rows = np.zeros(len(ids), np.int64)
-            bad = np.ones(len(ids), dtype=bool)
         else:
             rows = np.searchsorted(self.ids, ids)
-            bad = (rows >= len(self.ids)) | (self.ids[np.minimum(rows, len(self.ids) - 1)] != ids)
+            if len(self.ids) == 0:
+                bad = np.ones(len(ids), dtype=bool)
+            else:
+                bad = (rows >= len(self.ids)) | (self.ids[np.minimum(rows, len(self.ids) - 1)] != ids)
         if np.any(bad):
             raise UnknownIdError(f"unknown image id {int(ids[np.argmax(bad)])}")
         return rows

@@ -122,8 +122,7 @@ def test_texts_that_arrive_during_an_encoding_share_the_next_one():
     threads, more = ask_together(texts, words)
     wait_for_queue(texts, 3)
     gate.set()
-    for thread in first + threads:
-        thread.join(10)
+    join_all(first, threads)
     answers.update(more)
     assert sorted(map(sorted, encode.calls)) == [["a"], ["bb", "ccc", "dddd"]]
     assert {w: float(v[0]) for w, v in answers.items()} == {w: float(len(w)) for w in ["a", *words]}
