@@ -19,7 +19,9 @@ import tempfile
 
 import numpy as np
 
-from search import ann, index_choice, index_tuning
+from search.index import ann
+from search.index import choice
+from search.index import tuning
 
 from .common import emit, latencies, machine, summary_ms, timed
 from .datasets import collection_and_queries, exact_top_k
@@ -45,9 +47,9 @@ def main(argv=None):
     ids = np.arange(n, dtype=np.int64) * 2 + 1  # ids are not row numbers, as in a bundle after deletions
     (_, truth_rows), ref_s = timed(exact_top_k, vectors, queries, K)
     truth = ids[truth_rows]
-    lists = index_choice.list_count(n)
+    lists = choice.list_count(n)
     sizes = [int(m) for m in args.pq.split(",")] if args.pq != "auto" else [
-        int(index_choice.choose_index(n, args.dim, flat_max_vectors=0).index_type.split("PQ")[1].split("x")[0])]
+        int(choice.choose_index(n, args.dim, flat_max_vectors=0).index_type.split("PQ")[1].split("x")[0])]
     with tempfile.TemporaryDirectory() as tmp:
         stored_path = os.path.join(tmp, "vectors.npy")
         np.save(stored_path, vectors)
@@ -68,14 +70,14 @@ def main(argv=None):
         "benchmark": "ann", "machine": info, "n": n, "dim": args.dim, "queries": args.queries,
         "k": K, "data": "benchmarks.datasets.collection_and_queries (seeded, clustered, unit norm)",
         "generate_s": round(gen_s, 1), "reference_exact_numpy_s": round(ref_s, 1),
-        "builder_choice_default_budget": index_choice.choose_index(n, args.dim).index_type,
+        "builder_choice_default_budget": choice.choose_index(n, args.dim).index_type,
         "indexes": results,
     })
 
 
 def measure(tmp, index_type, ids, vectors, stored, queries, truth, single):
     (index, chosen, params), build_s = timed(
-        index_choice.build_chosen, ids, vectors, index_type=index_type)
+        choice.build_chosen, ids, vectors, index_type=index_type)
     path = os.path.join(tmp, ann.INDEX_FILE)
     ann.save_index(index, path)
     del index
@@ -84,7 +86,7 @@ def measure(tmp, index_type, ids, vectors, stored, queries, truth, single):
 
     def one(query):
         _, found = ann.search(loaded, query[None, :], ann.candidate_count(loaded, K))
-        return index_tuning.refine(found, query[None, :], ids, stored, K)[0]  # exact, as Bundle.search does
+        return tuning.refine(found, query[None, :], ids, stored, K)[0]  # exact, as Bundle.search does
 
     exact = index_type == ann.FLAT
     # Flat is slow at 1M (about 0.1 s per query even in a batch): checked on fewer queries.
@@ -97,7 +99,7 @@ def measure(tmp, index_type, ids, vectors, stored, queries, truth, single):
         "build_s": round(build_s, 1),
         "bytes_per_vector": round(os.path.getsize(path) / n, 1),
         "rss_bytes_per_vector": round(held_bytes(path) / n, 1),
-        "recall_at_10": round(index_tuning.recall(found, truth[:len(found)]), 4),
+        "recall_at_10": round(tuning.recall(found, truth[:len(found)]), 4),
         "recall_queries": len(found),
         "single": summary_ms(latencies(one, list(queries[:count]))),
         "batch_qps": round(len(batch_q) / batch_s, 1),

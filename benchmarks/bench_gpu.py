@@ -14,7 +14,7 @@ tensors in memory) and decoding alone (nvJPEG and the model's preprocessing
 on the GPU, in batches; Pillow on one CPU core). The folder holds a few
 hundred generated photos, each copied many times with a distinct JPEG
 comment, so every file is decoded and embedded.
-Search: the GPU exact index (``search.gpu_index``) over seeded clustered
+Search: the GPU exact index (``search.index.gpu_exact``) over seeded clustered
 vectors: ms per batch of 64 queries at k=10 and k=2000, one query alone,
 and recall@10 against exact float32 search. Prints one JSON object.
 """
@@ -71,7 +71,7 @@ def main(argv=None):
 
 
 def indexing(args, checkpoint):
-    from search.encoder import load_encoder
+    from search.encoding.encoder import load_encoder
 
     sources = write_photo_folder(os.path.join(args.workdir, f"gpu-sources-{args.unique}"), args.unique,
                                  PHOTO_SIZE, seed=11, processes=os.cpu_count() or 1)
@@ -109,8 +109,8 @@ def device_vs_pillow(encoder, paths):
     """Lowest cosine between the vectors of photos decoded on the device and by Pillow at full size."""
     import torch
 
-    from search.device_images import DevicePreprocess
-    from search.images import load_image
+    from search.encoding.device_images import DevicePreprocess
+    from search.encoding.images import load_image
 
     device = DevicePreprocess.from_transform(encoder.preprocess, encoder.device)
     datas = read_all(paths)
@@ -123,7 +123,7 @@ def device_decode_rate(encoder, paths, batch_size):
     """Images/s of nvJPEG decoding plus the model's preprocessing on the GPU, files already in memory."""
     import torch
 
-    from search.device_images import DevicePreprocess
+    from search.encoding.device_images import DevicePreprocess
 
     device = DevicePreprocess.from_transform(encoder.preprocess, encoder.device)
     datas = read_all(paths)
@@ -179,8 +179,8 @@ def search(n, device, nq=1000):
     """The GPU exact index over ``n`` vectors: latency per query batch, and recall against float32."""
     import faiss
 
-    from search import index_tuning
-    from search.gpu_index import TorchExactIndex
+    from search.index import tuning
+    from search.index.gpu_exact import TorchExactIndex
 
     vectors, queries = collection_and_queries(n, nq)
     index, load_s = timed(TorchExactIndex, np.arange(n), vectors, device)
@@ -193,7 +193,7 @@ def search(n, device, nq=1000):
     out["batch_64_k10_parts_p50_ms"] = parts(index, queries[:64], 10)
     _, truth = faiss.knn(queries, vectors, 10, metric=faiss.METRIC_INNER_PRODUCT)
     _, found = index.search(queries, 10)
-    out["recall_at_10"] = round(index_tuning.recall(found, truth), 4)
+    out["recall_at_10"] = round(tuning.recall(found, truth), 4)
     return out
 
 

@@ -60,7 +60,7 @@ def main(argv=None):
 
     import torch
 
-    from search.encoder import load_encoder
+    from search.encoding.encoder import load_encoder
 
     encoder = load_encoder(args.model, checkpoint, device="cpu")
     results = {}
@@ -136,7 +136,7 @@ def encoder_only(encoder, paths, batch_size):
     """Images/s of the encoder alone on preprocessed tensors in memory (a warm-up batch first)."""
     import torch
 
-    from search.images import load_image
+    from search.encoding.images import load_image
 
     pixels = torch.stack([encoder.preprocess(load_image(p, min_size=encoder.image_size)[0])
                           for p in paths[:batch_size]])
@@ -154,7 +154,7 @@ def worker_seconds_per_image(encoder, paths):
 
     from indexer.decode import decode_file, init_worker
     from indexer.walk import PhotoFile
-    from search.images import DEFAULT_MAX_PIXELS
+    from search.encoding.images import DEFAULT_MAX_PIXELS
 
     threads = torch.get_num_threads()
     init_worker(encoder.preprocess, DEFAULT_MAX_PIXELS, encoder.image_size, threads=1, in_pool=False)
@@ -171,7 +171,7 @@ def worker_seconds_per_image(encoder, paths):
 
 def naive_loop(encoder, paths, batch_size):
     """Images/s of one process that fully decodes, preprocesses and encodes, batch after batch."""
-    from search.images import load_image
+    from search.encoding.images import load_image
 
     start = time.perf_counter()
     for i in range(0, len(paths), batch_size):

@@ -18,12 +18,12 @@ import os
 
 import numpy as np
 
-from search.bundle import Bundle
-from search.bundle_writer import commit
+from search.store.bundle import Bundle
+from search.store.writer import commit
 from search.errors import BundleError
-from search.manifest import Manifest, read_manifest
-from search.metadata import ImageRecord
-from search.searcher import Searcher
+from search.store.manifest import Manifest, read_manifest
+from search.store.metadata import ImageRecord
+from search.query.searcher import Searcher
 
 from .common import WORKDIR, emit, latencies, machine, random_checkpoint, summary_ms
 from .datasets import clustered, natural_photo
@@ -54,7 +54,7 @@ def main(argv=None):
     parser.add_argument("--workdir", default=WORKDIR)
     args = parser.parse_args(argv)
     info = machine()  # the load average as the run starts: other work competing for the CPU
-    from search.encoder import load_encoder
+    from search.encoding.encoder import load_encoder
 
     checkpoint = random_checkpoint("ViT-B-32", args.workdir)
     encoder = load_encoder("ViT-B-32", checkpoint, device="cpu")

@@ -16,7 +16,7 @@ import zipfile
 
 import numpy as np
 
-from search.model_spec import ModelFingerprint
+from search.encoding.fingerprint import ModelFingerprint
 
 FOLDER = "checkpoint"
 

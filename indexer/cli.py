@@ -4,9 +4,9 @@ import argparse
 import json
 import sys
 
-from search.bundle import Bundle
+from search.store.bundle import Bundle
 from search.errors import SearchError
-from search.model_spec import DEFAULT_MODEL, DEFAULT_PRETRAINED
+from search.encoding.fingerprint import DEFAULT_MODEL, DEFAULT_PRETRAINED
 
 from .config import BuildConfig, add_arguments, config_from_args
 from .pipeline import build

@@ -4,9 +4,9 @@ import os
 from dataclasses import dataclass, field, fields
 
 from search.errors import InvalidArgumentError
-from search.images import DEFAULT_MAX_PIXELS
-from search.index_choice import parse_size
-from search.model_spec import DEVICES
+from search.encoding.images import DEFAULT_MAX_PIXELS
+from search.index.choice import parse_size
+from search.encoding.fingerprint import DEVICES
 
 DEFAULT_INDEX_DIR = ".photoindex"  # inside the photo folder unless --index says otherwise
 DECODERS = ("auto", "workers", "device")

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from search.errors import ImageError
-from search.images import PLAIN_JPEG_MODES, ImageInfo, load_image, read_header
+from search.encoding.images import PLAIN_JPEG_MODES, ImageInfo, load_image, read_header
 
 _state = {}
 
@@ -41,7 +41,7 @@ def init_worker(preprocess, max_pixels, min_size, claims=None, threads=1, in_poo
     # not enter an OpenMP region that its parent started (it would hang).
     if threads is not None:  # None: the builder itself, whose threads are the encoder's
         torch.set_num_threads(threads)
-    # device_jpeg: JPEGs are only read here, and decoded on the encoder's device (search.device_images)
+    # device_jpeg: JPEGs are only read here, and decoded on the encoder's device (search.encoding.device_images)
     _state.update(preprocess=preprocess, max_pixels=max_pixels, min_size=min_size, claims=claims,
                   device_jpeg=device_jpeg)
     if in_pool:

@@ -6,7 +6,7 @@ the cycles the encoder leaves, and the builder decodes a chunk itself rather
 than wait for one, so the model neither slows down nor waits. On a GPU
 (``--decode device``), threads only read files; JPEGs are decoded on the
 device a batch at a time, by a thread that works a batch ahead of the model
-(``search.device_images``). On several GPUs, one builder process per GPU does
+(``search.encoding.device_images``). On several GPUs, one builder process per GPU does
 all of that for its share of the files (``indexer.gpus``). Embeddings are
 checkpointed as they are made, so a killed build resumes where it stopped.
 """
@@ -24,11 +24,11 @@ from itertools import islice
 import numpy as np
 from tqdm import tqdm
 
-from search.bundle import Bundle
-from search.bundle_writer import bundle_lock, commit
+from search.store.bundle import Bundle
+from search.store.writer import bundle_lock, commit
 from search.errors import InvalidArgumentError, ModelMismatchError
-from search.manifest import MANIFEST, Manifest
-from search.model_spec import DEFAULT_MODEL, DEFAULT_PRETRAINED
+from search.store.manifest import MANIFEST, Manifest
+from search.encoding.fingerprint import DEFAULT_MODEL, DEFAULT_PRETRAINED
 
 from . import gpus
 from .checkpoint import Checkpoint
@@ -156,7 +156,7 @@ class _Build:
             )
 
     def _load_encoder(self):
-        from search.encoder import load_encoder  # torch and open_clip: only when there is work
+        from search.encoding.encoder import load_encoder  # torch and open_clip: only when there is work
 
         t = time.perf_counter()
         fp = self.previous.fingerprint if self.previous else None
@@ -279,7 +279,7 @@ class _Build:
         """A DevicePreprocess when JPEGs are to be decoded on the encoder's device, else None."""
         if self.config.decode == "workers" or (self.config.decode == "auto" and encoder.device != "cuda"):
             return None
-        from search.device_images import DevicePreprocess
+        from search.encoding.device_images import DevicePreprocess
 
         try:
             return DevicePreprocess.from_transform(encoder.preprocess, encoder.device)

@@ -8,7 +8,7 @@ never embedded twice), an unknown one is embedded.
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from search.metadata import ImageRecord
+from search.store.metadata import ImageRecord
 
 
 @dataclass

@@ -4,7 +4,7 @@ import os
 import stat
 from dataclasses import dataclass
 
-from search.images import is_image_path
+from search.encoding.images import is_image_path
 
 
 @dataclass(frozen=True)

@@ -20,15 +20,15 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 _EXPORTS = {
-    "Bundle": "bundle", "Result": "bundle", "SearchPage": "bundle",
-    "Encoder": "encoder", "load_encoder": "encoder",
-    "DEFAULT_MODEL": "model_spec", "DEFAULT_PRETRAINED": "model_spec", "ModelFingerprint": "model_spec",
+    "Bundle": "store.bundle", "Result": "store.bundle", "SearchPage": "store.bundle",
+    "Encoder": "encoding.encoder", "load_encoder": "encoding.encoder",
+    "DEFAULT_MODEL": "encoding.fingerprint", "DEFAULT_PRETRAINED": "encoding.fingerprint", "ModelFingerprint": "encoding.fingerprint",
     "BundleError": "errors", "BundleLockedError": "errors", "ImageError": "errors",
     "ImageTooLargeError": "errors", "InvalidArgumentError": "errors", "ModelLoadError": "errors",
     "ModelMismatchError": "errors", "SearchError": "errors", "UnknownIdError": "errors",
     "WeightsUnavailableError": "errors",
-    "IMAGE_EXTENSIONS": "images", "load_image": "images",
-    "QueryTerm": "searcher", "Searcher": "searcher",
+    "IMAGE_EXTENSIONS": "encoding.images", "load_image": "encoding.images",
+    "QueryKind": "query.terms", "QueryTerm": "query.terms", "Searcher": "query.searcher",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from indexer import BuildConfig, build, pipeline
-from search.encoder import load_encoder
+from search.encoding.encoder import load_encoder
 
 TINY_MODEL = "tiny-test"
 TINY_CONFIG = {

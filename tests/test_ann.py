@@ -12,41 +12,44 @@ import numpy as np
 import pytest
 
 from benchmarks.datasets import collection_and_queries, exact_top_k, natural_photo
-from search import ann, bundle_writer, index_choice, index_tuning
-from search.bundle import Bundle
+from search.index import ann
+from search.store import writer
+from search.index import choice
+from search.index import tuning
+from search.store.bundle import Bundle
 from search.errors import InvalidArgumentError
-from search.images import load_image
-from search.manifest import Manifest, read_manifest
-from search.metadata import ImageRecord
+from search.encoding.images import load_image
+from search.store.manifest import Manifest, read_manifest
+from search.store.metadata import ImageRecord
 
 DIM = 512
 N = 20_000
 
 
 def test_small_collections_get_flat():
-    assert index_choice.choose_index(50_000, DIM).index_type == "Flat"
-    assert index_choice.choose_index(index_choice.FLAT_MAX_VECTORS, DIM).index_type == "Flat"
+    assert choice.choose_index(50_000, DIM).index_type == "Flat"
+    assert choice.choose_index(choice.FLAT_MAX_VECTORS, DIM).index_type == "Flat"
     # too few vectors to train a quantiser: flat, whatever the budget
-    assert index_choice.choose_index(500, DIM, max_index_memory=1000).index_type == "Flat"
+    assert choice.choose_index(500, DIM, max_index_memory=1000).index_type == "Flat"
 
 
 def test_large_collections_get_ivfpq_within_the_budget():
-    choice = index_choice.choose_index(1_000_000, DIM)
-    assert choice.index_type == "IVF1024,PQ128x4fs"
-    assert choice.bytes_per_vector <= index_choice.DEFAULT_BYTES_PER_VECTOR
+    picked = choice.choose_index(1_000_000, DIM)
+    assert picked.index_type == "IVF1024,PQ128x4fs"
+    assert picked.bytes_per_vector <= choice.DEFAULT_BYTES_PER_VECTOR
     # a tighter budget buys fewer code bytes; a flat-sized one keeps flat for a small collection
-    small = index_choice.choose_index(1_000_000, DIM, max_index_memory="48M")
+    small = choice.choose_index(1_000_000, DIM, max_index_memory="48M")
     assert small.index_type == "IVF1024,PQ64x4fs" and small.bytes_per_vector * 1e6 <= 48 * 2**20
-    assert index_choice.choose_index(50_000, DIM, max_index_memory="1G").index_type == "Flat"
-    assert index_choice.choose_index(50_000, DIM, max_index_memory="4M").index_type.startswith("IVF")
+    assert choice.choose_index(50_000, DIM, max_index_memory="1G").index_type == "Flat"
+    assert choice.choose_index(50_000, DIM, max_index_memory="4M").index_type.startswith("IVF")
 
 
 def test_budget_errors_say_what_is_needed():
     with pytest.raises(InvalidArgumentError, match="too small.*--max-index-memory"):
-        index_choice.choose_index(1_000_000, DIM, max_index_memory="1M")
+        choice.choose_index(1_000_000, DIM, max_index_memory="1M")
     with pytest.raises(InvalidArgumentError, match="cannot read memory size"):
-        index_choice.parse_size("lots")
-    assert index_choice.parse_size("1.5G") == int(1.5 * 2**30) and index_choice.parse_size(4096) == 4096
+        choice.parse_size("lots")
+    assert choice.parse_size("1.5G") == int(1.5 * 2**30) and choice.parse_size(4096) == 4096
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +66,7 @@ def ann_bundle(tmp_path_factory, data):
     path = tmp_path_factory.mktemp("ann")
     records = [ImageRecord(int(i), f"img{i}.jpg", 1, 0, f"{i:064x}", 64, 48) for i in ids]
     manifest = Manifest(model={"name": "m", "pretrained": "t", "dim": DIM}, dim=DIM, root="/photos")
-    bundle_writer.commit(str(path), manifest, records, vectors, max_index_memory=N * 128)
+    writer.commit(str(path), manifest, records, vectors, max_index_memory=N * 128)
     return Bundle.open(str(path), use_gpu=False)
 
 
@@ -77,7 +80,7 @@ def test_forced_ann_reaches_the_recall_target_on_new_queries(ann_bundle, data):
     # queries the tuning never saw, through the bundle as the service searches it
     found = [[r.id for r in ann_bundle.search(q, k=10).results] for q in queries]
     truth = ids[exact_top_k(vectors, queries, 10)[1]]
-    assert index_tuning.recall(np.array(found), truth) >= 0.95
+    assert tuning.recall(np.array(found), truth) >= 0.95
     json.dumps(params)  # the manifest stays plain JSON
 
 
@@ -91,7 +94,7 @@ def test_coalesced_searches_of_an_ivf_bundle_keep_its_recall(ann_bundle, data):
     alone = [[r.id for r in ann_bundle.search(q, k=k).results] for q, k in zip(queries, ks)]
     truth = ids[exact_top_k(vectors, queries, 10)[1]]
     assert [len(f) for f in found] == ks
-    assert index_tuning.recall(np.array([f[:10] for f in found]), truth) >= index_tuning.recall(
+    assert tuning.recall(np.array([f[:10] for f in found]), truth) >= tuning.recall(
         np.array([a[:10] for a in alone]), truth) - 0.01
 
 
@@ -131,8 +134,8 @@ def test_flat_mmap_and_tuning_helpers(tmp_path, data):
     mapped = ann.load_index(path, use_gpu=False, mmap=True)
     _, found = ann.search(mapped, vectors[:5], 3)
     assert found[:, 0].tolist() == ids[:5].tolist() and ann.candidate_count(mapped, 10) == 10
-    _, rows = index_tuning.split_rows(2000, 1000, queries=50)
-    truth = index_tuning.exact_neighbours(vectors[:2000], rows, k=5)
+    _, rows = tuning.split_rows(2000, 1000, queries=50)
+    truth = tuning.exact_neighbours(vectors[:2000], rows, k=5)
     assert not np.any(truth == rows[:, None])  # the query's own row is left out
 
 
@@ -166,7 +169,7 @@ def test_a_budget_too_small_fails_before_anything_is_written(tmp_path):
     records = [ImageRecord(i, f"img{i}.jpg", 1, 0, f"{i:064x}") for i in range(5000)]
     manifest = Manifest(model={"name": "m", "pretrained": "t", "dim": 32}, dim=32, root="/photos")
     with pytest.raises(InvalidArgumentError, match="too small"):
-        bundle_writer.commit(str(tmp_path), manifest, records, vectors, max_index_memory="1K")
+        writer.commit(str(tmp_path), manifest, records, vectors, max_index_memory="1K")
     assert not [name for name in tmp_path.iterdir() if name.name.startswith("gen-")]
     with pytest.raises(ValueError, match="available: Flat"):
         ann.build_index(np.arange(10), vectors[:10], "HNSW32")

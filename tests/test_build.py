@@ -11,9 +11,9 @@ from PIL import Image
 
 from indexer import BuildError, decode, pipeline
 from indexer.checkpoint import Checkpoint
-from search.bundle import Bundle
+from search.store.bundle import Bundle
 from search.errors import BundleLockedError, ModelMismatchError
-from search.searcher import Searcher
+from search.query.searcher import Searcher
 from tests.photos import add_broken_files, make_image, make_photo_tree, save_image
 
 FORMATS = (".jpg", ".png", ".webp", ".gif", ".bmp", ".tif", ".JPEG", ".TIFF")
@@ -170,7 +170,7 @@ def test_missing_folder_and_concurrent_build(tmp_path, make_config):
         make_config(tmp_path / "nope")()
     photos = tmp_path / "photos"
     make_photo_tree(photos, 2)
-    from search.bundle_writer import bundle_lock
+    from search.store.writer import bundle_lock
 
     with bundle_lock(str(tmp_path / "index")):
         with pytest.raises(BundleLockedError):

@@ -7,11 +7,13 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from search import ann, bundle_writer, ranking
-from search.bundle import Bundle
+from search.index import ann
+from search.store import writer
+from search.query import ranking
+from search.store.bundle import Bundle
 from search.errors import BundleError, BundleLockedError, InvalidArgumentError, UnknownIdError
-from search.manifest import Manifest, read_manifest
-from search.metadata import ImageRecord
+from search.store.manifest import Manifest, read_manifest
+from search.store.metadata import ImageRecord
 
 DIM = 16
 
@@ -24,7 +26,7 @@ def make_records(n, start_id=0):
 def write(path, n, seed=0, manifest=None):
     vectors = ranking.normalize(np.random.default_rng(seed).normal(size=(n, DIM)))
     manifest = manifest or Manifest(model={"name": "m", "pretrained": "t", "dim": DIM}, dim=DIM, root="/photos")
-    return bundle_writer.commit(str(path), manifest, make_records(n), vectors), vectors
+    return writer.commit(str(path), manifest, make_records(n), vectors), vectors
 
 
 @pytest.fixture
@@ -109,7 +111,7 @@ def test_rows_of_ids_and_unknown_ids(tmp_path, step):
     vectors = ranking.normalize(np.random.default_rng(0).normal(size=(n, DIM)))
     records = [ImageRecord(7 + step * i, f"img{i}.jpg", 1, 1, f"{i:064x}") for i in range(n)]
     manifest = Manifest(model={"name": "m", "pretrained": "t", "dim": DIM}, dim=DIM, root="/photos")
-    bundle_writer.commit(str(tmp_path), manifest, records, vectors)
+    writer.commit(str(tmp_path), manifest, records, vectors)
     bundle = Bundle.open(tmp_path)
     assert bundle.rows_of([7 + step * 49, 7, 7 + step * 3]).tolist() == [49, 0, 3]
     np.testing.assert_array_equal(bundle.vector(7 + step * 5), vectors[5])
@@ -131,7 +133,7 @@ def test_failed_commit_leaves_previous_generation(tmp_path, monkeypatch):
     def full_disk(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(bundle_writer, "write_metadata", full_disk)
+    monkeypatch.setattr(writer, "write_metadata", full_disk)
     with pytest.raises(OSError):
         write(tmp_path, 80, seed=1, manifest=first)
     bundle = Bundle.open(tmp_path)
@@ -148,9 +150,9 @@ def test_old_generations_are_pruned(tmp_path):
 
 
 def test_second_writer_is_refused(tmp_path):
-    with bundle_writer.bundle_lock(tmp_path):
+    with writer.bundle_lock(tmp_path):
         with pytest.raises(BundleLockedError, match="another build"):
-            with bundle_writer.bundle_lock(tmp_path):
+            with writer.bundle_lock(tmp_path):
                 pass
-    with bundle_writer.bundle_lock(tmp_path):  # released
+    with writer.bundle_lock(tmp_path):  # released
         pass

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from indexer.cli import main as cli_main
-from search.bundle import Bundle
+from search.store.bundle import Bundle
 from tests.photos import make_photo_tree, save_image
 
 KILLS = 20
@@ -71,7 +71,7 @@ def _build(args):
 @pytest.fixture(scope="module")
 def forkserver():
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["indexer.cli", "indexer.pipeline", "search.encoder"])
+    context.set_forkserver_preload(["indexer.cli", "indexer.pipeline", "search.encoding.encoder"])
     return context
 
 

@@ -9,10 +9,10 @@ from PIL import Image, ImageOps
 from torchvision import transforms
 
 from benchmarks.datasets import natural_photo
-from search import device_images
-from search.device_images import DevicePreprocess, orient
+from search.encoding import device_images
+from search.encoding.device_images import DevicePreprocess, orient
 from search.errors import InvalidArgumentError
-from search.images import load_image, read_header
+from search.encoding.images import load_image, read_header
 from tests.photos import make_image
 
 

@@ -5,11 +5,11 @@ import open_clip
 import pytest
 import torch
 
-from search import encoder as encoder_module
-from search.encoder import load_encoder
+from search.encoding import encoder as encoder_module
+from search.encoding.encoder import load_encoder
 from search.errors import InvalidArgumentError, ModelLoadError, ModelMismatchError, WeightsUnavailableError
-from search.model_spec import DEFAULT_MODEL, DEFAULT_PRETRAINED, ModelFingerprint
-from search.text_tower import TrimmedTextTower, pack_rows
+from search.encoding.fingerprint import DEFAULT_MODEL, DEFAULT_PRETRAINED, ModelFingerprint
+from search.encoding.text_tower import TrimmedTextTower, pack_rows
 from tests.conftest import TINY_MODEL
 from tests.photos import make_image
 
@@ -166,7 +166,7 @@ def test_the_default_architecture_stops_at_the_end_of_text_token():
 
 def test_fp16_model_takes_float32_images(encoder, tiny_checkpoint):
     """As on CUDA, where the model is fp16 but some of its parameters (the class embedding) stay float32."""
-    from search.encoder import Encoder
+    from search.encoding.encoder import Encoder
 
     model, _, preprocess = open_clip.create_model_and_transforms(
         TINY_MODEL, pretrained=str(tiny_checkpoint), precision="fp16")

@@ -12,12 +12,15 @@ import pytest
 import torch
 
 from benchmarks.datasets import collection_and_queries
-from search import ann, bundle_writer, gpu_index, ranking
-from search.bundle import Bundle
+from search.index import ann
+from search.store import writer
+from search.index import gpu_exact
+from search.query import ranking
+from search.store.bundle import Bundle
 from search.errors import InvalidArgumentError
-from search.gpu_index import TorchExactIndex
-from search.manifest import Manifest
-from search.metadata import ImageRecord
+from search.index.gpu_exact import TorchExactIndex
+from search.store.manifest import Manifest
+from search.store.metadata import ImageRecord
 
 DIM = 32
 N = 2_000
@@ -43,7 +46,7 @@ def index(data):
 def write_bundle(path, ids, vectors, index_type="auto"):
     records = [ImageRecord(int(i), f"img{i}.jpg", 1, 0, f"{i:064x}", 64, 48) for i in ids]
     manifest = Manifest(model={"name": "m", "pretrained": "t", "dim": DIM}, dim=DIM, root="/photos")
-    bundle_writer.commit(str(path), manifest, records, vectors, index_type=index_type)
+    writer.commit(str(path), manifest, records, vectors, index_type=index_type)
     return str(path)
 
 
@@ -88,7 +91,7 @@ def test_copies_a_read_only_memmap_in_chunks(tmp_path, data, monkeypatch):
     ids, vectors, queries = data
     np.save(tmp_path / "v.npy", vectors)
     mapped = np.load(tmp_path / "v.npy", mmap_mode="r")
-    monkeypatch.setattr(gpu_index, "COPY_ROWS", 700)  # a short last chunk too
+    monkeypatch.setattr(gpu_exact, "COPY_ROWS", 700)  # a short last chunk too
     index = TorchExactIndex(ids, mapped, device="cpu")
     np.testing.assert_array_equal(index.vectors.numpy(), vectors)
     assert index.ntotal == N and index.search(queries[:1], 0)[1].shape == (1, 0)
@@ -143,9 +146,9 @@ def test_use_gpu_true_without_cuda_says_what_to_do(bundle_path):
 
 def test_vectors_that_do_not_fit_stay_on_faiss(bundle_path, monkeypatch):
     need = N * DIM * 4  # float32 on the CPU
-    monkeypatch.setattr(gpu_index, "free_memory", lambda device: 2 * need)
+    monkeypatch.setattr(gpu_exact, "free_memory", lambda device: 2 * need)
     assert isinstance(Bundle.open(bundle_path, use_gpu=True, gpu_device="cpu").index.index, TorchExactIndex)
-    monkeypatch.setattr(gpu_index, "free_memory", lambda device: 2 * need - 2)
+    monkeypatch.setattr(gpu_exact, "free_memory", lambda device: 2 * need - 2)
     with pytest.raises(InvalidArgumentError, match="free memory of cpu.*use_gpu='auto'"):
         Bundle.open(bundle_path, use_gpu=True, gpu_device="cpu")
     assert not isinstance(Bundle.open(bundle_path, gpu_device="cpu").index.index, TorchExactIndex)

@@ -15,9 +15,9 @@ import torch
 
 from indexer import BuildConfig, BuildError, gpus
 from indexer.checkpoint import Checkpoint
-from search.bundle import Bundle
+from search.store.bundle import Bundle
 from search.errors import InvalidArgumentError, SearchError
-from search.model_spec import ModelFingerprint
+from search.encoding.fingerprint import ModelFingerprint
 from tests.photos import add_broken_files, make_photo_tree
 
 TWO = ["cpu", "cpu"]

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image, TiffImagePlugin
 
 from search.errors import ImageError, ImageTooLargeError
-from search.images import HEIF_EXTENSIONS, load_image
+from search.encoding.images import HEIF_EXTENSIONS, load_image
 from tests.photos import make_image, save_image
 
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from search.metadata import ImageRecord, MetadataReader, write_metadata
+from search.store.metadata import ImageRecord, MetadataReader, write_metadata
 
 RECORDS = [
     ImageRecord(1, "plain.jpg", 10, 1, "a" * 64, 64, 48, "2024-05-01T10:00:00", "Canon"),

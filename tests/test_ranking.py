@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from search import ranking
+from search.query import ranking
 from search.errors import InvalidArgumentError
 
 

@@ -10,8 +10,8 @@ their shape. Unlike ``clip back``, a missing or unknown field is a 400, not a
 
 from flask import Blueprint, jsonify
 
-from search.bundle import MAX_K
-from search.searcher import QueryTerm
+from search.store.bundle import MAX_K
+from search.query.terms import QueryTerm
 
 from . import fields
 from .errors import ApiError, bad_request

@@ -8,8 +8,8 @@ import argparse
 import os
 from dataclasses import dataclass, field, fields
 
-from search.images import DEFAULT_MAX_PIXELS
-from search.model_spec import DEVICES
+from search.encoding.images import DEFAULT_MAX_PIXELS
+from search.encoding.fingerprint import DEVICES
 from search.errors import InvalidArgumentError
 
 ENV_PREFIX = "PHOTOSEARCH_"

@@ -15,7 +15,7 @@ import stat
 from flask import Blueprint, request, send_file, url_for
 
 from search.errors import ImageError
-from search.images import load_image
+from search.encoding.images import load_image
 
 from . import fields
 from .errors import ApiError

@@ -7,7 +7,7 @@ generates requests from this document and checks the answers against it.
 
 from flask import Blueprint, jsonify
 
-from search.bundle import MAX_K
+from search.store.bundle import MAX_K
 
 from .fields import MAX_EMBEDDING_VALUE, MAX_ID
 from .queries import DEFAULT_K, MAX_API_K, MAX_TERMS, MAX_TEXT, MAX_WEIGHT, TERM_KINDS

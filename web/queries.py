@@ -7,8 +7,8 @@ A query is exactly one of ``text``, ``image``, ``embedding``, ``id`` or
 
 from dataclasses import dataclass
 
-from search.bundle import MAX_K
-from search.searcher import QueryTerm
+from search.store.bundle import MAX_K
+from search.query.terms import QueryTerm
 
 from . import fields
 from .errors import ApiError, bad_request

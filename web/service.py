@@ -12,11 +12,12 @@ import numpy as np
 from flask import current_app
 from PIL import Image
 
-from search import ranking
-from search.bundle import Bundle
+from search.query import ranking
+from search.store.bundle import Bundle
 from search.errors import SearchError
-from search.manifest import MANIFEST
-from search.searcher import QueryTerm, Searcher, excluded_ids
+from search.store.manifest import MANIFEST
+from search.query.searcher import Searcher, excluded_ids
+from search.query.terms import QueryTerm
 
 from .texts import TextVectors
 

@@ -8,7 +8,7 @@ milliseconds (the datasette ``make_app_client(**variants)`` pattern).
 import pytest
 
 from indexer import BuildConfig, build
-from search.searcher import Searcher
+from search.query.searcher import Searcher
 from tests.photos import make_photo_tree
 from web import ServeConfig, create_app
 from web_helpers import serving

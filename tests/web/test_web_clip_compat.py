@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from search import ranking
+from search.query import ranking
 from web_helpers import assert_error, b64, brute_force_ids
 
 INDEX = "photos-index"

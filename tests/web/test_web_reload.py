@@ -8,8 +8,8 @@ import time
 import urllib.request
 
 from indexer import BuildConfig, build
-from search.bundle import Bundle
-from search.searcher import Searcher
+from search.store.bundle import Bundle
+from search.query.searcher import Searcher
 from web import ServeConfig, create_app
 from web_helpers import b64, serving
 

@@ -15,7 +15,7 @@ import torch
 import torchvision.io
 from torchvision import transforms
 
-from .errors import InvalidArgumentError
+from ..errors import InvalidArgumentError
 
 # Device memory a batch may hold at once, whatever the photos' size (a batch of 256
 # photos of 12 MP is 9 GB decoded, 37 GB as floats): decoded pixels, and float copies.

@@ -7,7 +7,7 @@ rebuild) stays fast.
 import hashlib
 from dataclasses import dataclass, field
 
-from .errors import ModelMismatchError
+from ..errors import ModelMismatchError
 
 # ViT-B-32 is the cheapest ViT in open_clip's zoo (8.8 image GFLOPs); the LAION-2B
 # weights have its best text-to-image retrieval (README: "Choosing a model").

@@ -11,8 +11,8 @@ import re
 import time
 from dataclasses import dataclass
 
-from . import ann, index_tuning
-from .errors import InvalidArgumentError
+from . import ann, tuning
+from ..errors import InvalidArgumentError
 
 # One exact query scans 4 * dim bytes per vector: about 60 ms at 100k x 512 on
 # a 2-core CPU, 750 ms at 1M. Past this count an approximate index is chosen.
@@ -114,7 +114,7 @@ def build_chosen(ids, vectors, index_type="auto", max_index_memory=None, flat_ma
 
     ``index_type`` "auto" chooses with :func:`choose_index`; "Flat" or an IVF
     factory key forces one. Approximate indexes are tuned with
-    :func:`index_tuning.tune`; ``index_params`` (for the manifest) records
+    :func:`tuning.tune`; ``index_params`` (for the manifest) records
     the search parameters, the recall measured and how the choice was made.
     """
     n, dim = vectors.shape
@@ -132,8 +132,8 @@ def build_chosen(ids, vectors, index_type="auto", max_index_memory=None, flat_ma
     else:
         lists = re.match(r"IVF(\d+)", choice.index_type)
         train_size = TRAIN_PER_LIST * int(lists.group(1)) if lists else n
-        train_rows, query_rows = index_tuning.split_rows(n, train_size)
+        train_rows, query_rows = tuning.split_rows(n, train_size)
         index = ann.build_index(ids, vectors, choice.index_type, train_rows=train_rows)
-        params.update(index_tuning.tune(index, ids, vectors, query_rows))
+        params.update(tuning.tune(index, ids, vectors, query_rows))
     params["build_seconds"] = round(time.perf_counter() - start, 2)
     return index, choice.index_type, params

@@ -10,10 +10,11 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from . import ann, ranking
-from .coalesce import Coalescer
-from .model_spec import ModelFingerprint
-from .errors import BundleError, InvalidArgumentError, SearchError, UnknownIdError
+from ..index import ann
+from ..query import ranking
+from ..coalesce import Coalescer
+from ..encoding.fingerprint import ModelFingerprint
+from ..errors import BundleError, InvalidArgumentError, SearchError, UnknownIdError
 from .manifest import read_manifest
 from .metadata import MetadataReader
 

@@ -8,7 +8,7 @@ metadata database and the stored vectors agree on. Two families exist: exact
 stored vectors (see ``Bundle.search``), which is the refine step that lifts
 4-bit PQ codes to recall@10 >= 0.95 without holding full vectors in memory.
 On a GPU that faiss cannot use, an exact torch index over the stored vectors
-(``gpu_index``) stands in for either family.
+(``gpu_exact``) stands in for either family.
 """
 
 import os
@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 import faiss
 import numpy as np
 
-from .errors import InvalidArgumentError
+from ..errors import InvalidArgumentError
 
 INDEX_FILE = "index.faiss"
 FLAT = "Flat"
@@ -49,7 +49,7 @@ class SearchParams:
 class SearchableIndex:
     """A loaded index together with the search parameters tuned for it.
 
-    ``index`` is a faiss index or a ``gpu_index.TorchExactIndex``; both have
+    ``index`` is a faiss index or a ``gpu_exact.TorchExactIndex``; both have
     ``ntotal`` and ``search(queries, k)``.
     """
 
@@ -137,9 +137,9 @@ def load_index(path, use_gpu="auto", params=None, mmap="auto", stored=None, gpu_
         raise InvalidArgumentError("use_gpu=True needs faiss with GPU support and a flat index, "
                                    "or the stored vectors for a torch index")
     if use_gpu is not False and stored is not None:
-        from . import gpu_index  # torch loads only here
+        from . import gpu_exact  # torch loads only here
 
-        exact = gpu_index.exact_index(*stored, device=gpu_device, required=use_gpu is True)
+        exact = gpu_exact.exact_index(*stored, device=gpu_device, required=use_gpu is True)
         if exact is not None:  # exact: the approximate index's tuned params no longer apply
             return SearchableIndex(exact)
     if index is None:

@@ -17,9 +17,9 @@ import numpy as np
 import open_clip
 import torch
 
-from .errors import InvalidArgumentError, ModelLoadError, WeightsUnavailableError
+from ..errors import InvalidArgumentError, ModelLoadError, WeightsUnavailableError
 from .images import load_image
-from .model_spec import DEFAULT_MODEL, DEFAULT_PRETRAINED, DEVICES, ModelFingerprint, file_sha256
+from .fingerprint import DEFAULT_MODEL, DEFAULT_PRETRAINED, DEVICES, ModelFingerprint, file_sha256
 from .text_tower import TrimmedTextTower
 
 _CHECKPOINT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".npz", ".ckpt")

@@ -15,11 +15,12 @@ from dataclasses import replace
 
 import numpy as np
 
-from . import ann
+from ..index import ann
 from .bundle import IDS_FILE, METADATA_FILE, VECTORS_FILE
-from .errors import BundleLockedError
-from .index_choice import build_chosen
-from .manifest import fsync_dir, generation_dir_name, utcnow, write_manifest
+from ..errors import BundleLockedError
+from ..index.choice import build_chosen
+from .atomic import fsync_dir, fsync_file
+from .manifest import generation_dir_name, utcnow, write_manifest
 from .metadata import write_metadata
 
 LOCK_FILE = ".lock"
@@ -93,7 +94,7 @@ def commit(bundle_dir, manifest, records, vectors, index_type="auto", max_index_
     ann.save_index(index, index_path)
     new.index_params["bytes_per_vector"] = round(os.path.getsize(index_path) / max(1, len(ids)), 1)
     for name in os.listdir(tmp):
-        _fsync_file(os.path.join(tmp, name))
+        fsync_file(os.path.join(tmp, name))
     fsync_dir(tmp)
     shutil.rmtree(final, ignore_errors=True)  # left by a crash after the rename, before the manifest
     os.rename(tmp, final)
@@ -113,8 +114,3 @@ def remove_stale_generations(bundle_dir, live_generation):
 def _save_npy(path, array):
     with open(path, "wb") as f:
         np.save(f, array)
-
-
-def _fsync_file(path):
-    with open(path, "rb") as f:
-        os.fsync(f.fileno())

@@ -9,7 +9,8 @@ import os
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 
-from .errors import BundleError
+from ..errors import BundleError
+from .atomic import write_atomic
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -67,21 +68,3 @@ def read_manifest(bundle_dir):
 
 def write_manifest(bundle_dir, manifest):
     write_atomic(os.path.join(bundle_dir, MANIFEST), json.dumps(asdict(manifest), indent=2).encode())
-
-
-def write_atomic(path, data):
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    fsync_dir(os.path.dirname(path))
-
-
-def fsync_dir(path):
-    fd = os.open(path or ".", os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from .errors import InvalidArgumentError
+from ..errors import InvalidArgumentError
 
 DUPLICATE_THRESHOLD = 0.94  # cosine above which two results count as near-duplicates
 

@@ -14,7 +14,7 @@ from datetime import datetime
 import numpy as np
 from PIL import ExifTags, Image, ImageFile, ImageOps, UnidentifiedImageError
 
-from .errors import ImageError, ImageTooLargeError
+from ..errors import ImageError, ImageTooLargeError
 
 try:  # HEIC/HEIF/AVIF support is optional
     import pillow_heif

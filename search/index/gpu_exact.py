@@ -11,7 +11,7 @@ wanted, so torch stays out of processes that never search on one.
 import numpy as np
 import torch
 
-from .errors import InvalidArgumentError
+from ..errors import InvalidArgumentError
 
 COPY_ROWS = 262_144  # rows moved to the device at a time: the host never holds a second full copy
 SCRATCH_BYTES = 2**30  # bound on the [queries, rows] score block of one matmul

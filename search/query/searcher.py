@@ -1,24 +1,12 @@
 """Searching a bundle by text, image, id, vector or a weighted mix of them."""
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from . import ranking
-from .bundle import Bundle
-from .errors import InvalidArgumentError
-from .images import DEFAULT_MAX_PIXELS
-
-QUERY_KINDS = ("text", "image", "id", "embedding")
-
-
-@dataclass
-class QueryTerm:
-    """One term of a query; ``value`` is text, image source, image id or vector."""
-
-    kind: str
-    value: object
-    weight: float = 1.0
+from ..store.bundle import Bundle
+from ..errors import InvalidArgumentError
+from ..encoding.images import DEFAULT_MAX_PIXELS
+from .terms import QueryTerm
 
 
 def excluded_ids(terms):
@@ -38,7 +26,7 @@ class Searcher:
     @classmethod
     def open(cls, index_dir, model=None, pretrained=None, device="auto", **kwargs):
         """Open a bundle with the model recorded in it (``model``/``pretrained`` override)."""
-        from .encoder import load_encoder  # torch and open_clip load only here
+        from ..encoding.encoder import load_encoder  # torch and open_clip load only here
 
         bundle = Bundle.open(index_dir)
         fp = bundle.fingerprint
@@ -68,7 +56,7 @@ class Searcher:
                     f"embedding has {vector.size} values; this index has dimension {self.bundle.dim}"
                 )
             return ranking.normalize(vector)
-        raise InvalidArgumentError(f"unknown query kind {term.kind!r}; use one of {', '.join(QUERY_KINDS)}")
+        raise InvalidArgumentError(f"unknown query kind {term.kind!r}")
 
     def query_vector(self, terms):
         """The normalised weighted sum of the terms' vectors."""

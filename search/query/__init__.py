@@ -1,0 +1,1 @@
+"""Answering queries: query terms, pure ranking functions, and the Searcher."""
