@@ -5,8 +5,10 @@ import json
 import sys
 
 from search.store.bundle import Bundle
+from search.encoding.images import DEFAULT_MAX_PIXELS
 from search.errors import SearchError
 from search.encoding.fingerprint import DEFAULT_MODEL, DEFAULT_PRETRAINED
+from search.runtime import configure_process
 
 from .config import BuildConfig, add_arguments, config_from_args
 from .pipeline import build
@@ -27,6 +29,7 @@ def make_parser():
 
 def main(argv=None):
     args = make_parser().parse_args(argv)
+    configure_process(getattr(args, "max_pixels", DEFAULT_MAX_PIXELS))
     try:
         if args.command == "build":
             return cmd_build(args)

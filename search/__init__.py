@@ -9,15 +9,12 @@ Typical use::
 
 Names are imported on first use: only encoding loads open_clip, and opening a
 bundle loads torch only to look for a GPU to search on (``use_gpu=False`` does not).
+
+Importing it changes nothing in the process; entry points that want the
+settings suited to indexing or serving call ``search.runtime.configure_process()``.
 """
 
 import importlib
-import os
-
-# torch's OpenMP threads spin while they wait by default; on a busy CPU (a
-# service's request threads, decode workers) that made one text encoding 5x
-# slower in benchmarks/RESULTS.md. Must be set before torch is first imported.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 _EXPORTS = {
     "Bundle": "store.bundle", "Result": "store.bundle", "SearchPage": "store.bundle",
@@ -28,7 +25,7 @@ _EXPORTS = {
     "ModelMismatchError": "errors", "SearchError": "errors", "UnknownIdError": "errors",
     "WeightsUnavailableError": "errors",
     "IMAGE_EXTENSIONS": "encoding.images", "load_image": "encoding.images",
-    "QueryKind": "query.terms", "QueryTerm": "query.terms", "Searcher": "query.searcher",
+    "configure_process": "runtime", "QueryKind": "query.terms", "QueryTerm": "query.terms", "Searcher": "query.searcher",
 }
 __all__ = sorted(_EXPORTS)
 

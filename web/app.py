@@ -8,6 +8,8 @@ import logging
 
 from flask import Flask, Request
 
+from search.runtime import configure_process
+
 from . import api, clip_compat, errors, media, metrics, openapi, page, security
 from .config import ServeConfig
 from .service import Service, load_searcher
@@ -24,6 +26,7 @@ def create_app(config=None, searcher=None):
         config = ServeConfig.from_env()
     elif isinstance(config, dict):
         config = ServeConfig(**config)
+    configure_process(config.max_pixels)
     _configure_logging()
     app = Flask(__name__)
     app.request_class = UploadClosingRequest

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
-from PIL import ExifTags, Image, ImageFile, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from ..errors import ImageError, ImageTooLargeError
 
@@ -30,11 +30,6 @@ IMAGE_EXTENSIONS = frozenset(
 # Pillow modes of JPEGs that every decoder turns into the same RGB (CMYK needs Adobe's inversion).
 PLAIN_JPEG_MODES = ("RGB", "L")
 DEFAULT_MAX_PIXELS = 100_000_000  # 100 MP: above any phone or DSLR, below a pixel bomb
-
-# We enforce our own pixel limit before decoding; Pillow's global one would
-# otherwise warn or raise at its own threshold.
-Image.MAX_IMAGE_PIXELS = None
-ImageFile.LOAD_TRUNCATED_IMAGES = False
 
 _EXIF_DATETIME = (ExifTags.Base.DateTimeOriginal, ExifTags.Base.DateTimeDigitized)
 # What Pillow raises on damaged files, depending on where the damage is.
@@ -86,6 +81,8 @@ def _open(source):
             return Image.open(source)
     except UnidentifiedImageError as e:
         raise ImageError("not a recognised image format", reason="not_an_image") from e
+    except Image.DecompressionBombError as e:  # over Pillow's own limit (search.runtime raises it to ours)
+        raise ImageTooLargeError(str(e)) from e
     except (OSError, ValueError, SyntaxError) as e:
         raise ImageError(f"cannot open image: {e}", reason="corrupt") from e
 

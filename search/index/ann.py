@@ -24,11 +24,6 @@ FLAT = "Flat"
 MAX_CANDIDATES = 20_000  # a refine beyond this costs more than it gains, even for k in the thousands
 LIST_COVER = 2  # scan lists holding at least this many times the candidates asked for
 
-# Flat searches of 2 or more queries as one BLAS matrix product, which reads the vectors once for all of
-# them (faiss waits for 20 queries by default): 13 queries over 10k x 512 took 7 ms against 22 ms. Searches
-# of a few queries at once come from Bundle.coalesce_searches.
-faiss.cvar.distance_compute_blas_threshold = 2
-
 
 @dataclass
 class SearchParams:
