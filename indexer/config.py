@@ -6,7 +6,7 @@ from dataclasses import dataclass, field, fields
 from search.errors import InvalidArgumentError
 from search.encoding.images import DEFAULT_MAX_PIXELS
 from search.index.choice import parse_size
-from search.encoding.fingerprint import DEVICES
+from search.encoding.device import DEVICES, check_device
 
 DEFAULT_INDEX_DIR = ".photoindex"  # inside the photo folder unless --index says otherwise
 DECODERS = ("auto", "workers", "device")
@@ -61,8 +61,7 @@ class BuildConfig:
             raise InvalidArgumentError("a photo folder is required")
         self.photos = os.path.abspath(self.photos)
         self.index = os.path.abspath(self.index or os.path.join(self.photos, DEFAULT_INDEX_DIR))
-        if self.device not in DEVICES:
-            raise InvalidArgumentError(f"unknown device {self.device!r}; choose one of {', '.join(DEVICES)}")
+        check_device(self.device)
         if self.decode not in DECODERS:
             raise InvalidArgumentError(f"unknown decode {self.decode!r}; choose one of {', '.join(DECODERS)}")
         if self.max_index_memory is not None:

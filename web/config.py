@@ -9,7 +9,7 @@ import os
 from dataclasses import dataclass, field, fields
 
 from search.encoding.images import DEFAULT_MAX_PIXELS
-from search.encoding.fingerprint import DEVICES
+from search.encoding.device import DEVICES, check_device
 from search.errors import InvalidArgumentError
 
 ENV_PREFIX = "PHOTOSEARCH_"
@@ -59,8 +59,7 @@ class ServeConfig:
         if not self.index:
             raise InvalidArgumentError("an index bundle folder is required (--index or PHOTOSEARCH_INDEX)")
         self.index = os.path.abspath(self.index)
-        if self.device not in DEVICES:
-            raise InvalidArgumentError(f"unknown device {self.device!r}; choose one of {', '.join(DEVICES)}")
+        check_device(self.device)
         for name, (low, high) in _LIMITS.items():
             value = getattr(self, name)
             kinds = (int, float) if isinstance(low, float) else int

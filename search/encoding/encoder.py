@@ -17,22 +17,13 @@ import numpy as np
 import open_clip
 import torch
 
-from ..errors import InvalidArgumentError, ModelLoadError, WeightsUnavailableError
+from ..errors import ModelLoadError, WeightsUnavailableError
 from .images import load_image
-from .fingerprint import DEFAULT_MODEL, DEFAULT_PRETRAINED, DEVICES, ModelFingerprint, file_sha256
+from .device import resolve_device
+from .fingerprint import DEFAULT_MODEL, DEFAULT_PRETRAINED, ModelFingerprint, file_sha256
 from .text_tower import TrimmedTextTower
 
 _CHECKPOINT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".npz", ".ckpt")
-
-
-def resolve_device(device="auto"):
-    if device not in DEVICES:
-        raise InvalidArgumentError(f"unknown device {device!r}; choose one of {', '.join(DEVICES)}")
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
-        raise InvalidArgumentError("--device cuda was asked for, but torch sees no CUDA device; use --device cpu")
-    return device
 
 
 def register_model_config(name, config):

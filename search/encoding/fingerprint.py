@@ -13,7 +13,6 @@ from ..errors import ModelMismatchError
 # weights have its best text-to-image retrieval (README: "Choosing a model").
 DEFAULT_MODEL = "ViT-B-32"
 DEFAULT_PRETRAINED = "laion2b_s34b_b79k"
-DEVICES = ("auto", "cpu", "cuda")
 
 
 @dataclass(frozen=True)
