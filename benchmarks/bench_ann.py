@@ -6,7 +6,7 @@
 
 The reference is exact search in numpy; every candidate is checked against it
 on held-out queries. The flat baseline and each IVF-PQ type the builder can
-choose go through the same path as ``Bundle.search``: the index proposes
+choose go through the same path as ``Searcher.search``: the index proposes
 candidates, which are re-scored exactly from a memory-mapped ``vectors.npy``.
 Prints one JSON object.
 """
@@ -86,10 +86,10 @@ def measure(tmp, index_type, ids, vectors, stored, queries, truth, single):
 
     def one(query):
         _, found = ann.search(loaded, query[None, :], ann.candidate_count(loaded, K))
-        return tuning.refine(found, query[None, :], ids, stored, K)[0]  # exact, as Bundle.search does
+        return tuning.refine(found, query[None, :], ids, stored, K)[0]  # exact, as Searcher.search does
 
     exact = index_type == ann.FLAT
-    # Flat is slow at 1M (about 0.1 s per query even in a batch): checked on fewer queries.
+    # Flat is slow at 1M, even in a batch (RESULTS.md, "Approximate search"): checked on fewer queries.
     batch_q = queries[:100] if exact else queries
     (_, batch_found), batch_s = timed(ann.search, loaded, batch_q, ann.candidate_count(loaded, K))
     found = batch_found if exact else np.array([one(q) for q in queries])

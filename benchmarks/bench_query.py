@@ -5,7 +5,7 @@
 
 Bundles hold seeded synthetic vectors (``benchmarks.datasets``) with the real
 query model beside them: a seeded random-init ViT-B-32 (speed does not depend
-on the weights). They are built once through ``bundle_writer.commit``, so
+on the weights). They are built once through ``search.store.writer.commit``, so
 the index is the one the builder chooses, and kept in the work folder.
 Over HTTP the production server runs: gunicorn on ``web:create_app()`` on
 127.0.0.1, with a bounded number of requests per concurrency level.
@@ -166,7 +166,7 @@ def warm_page_cache(vectors, chunk=1 << 16):
     """Read the memory-mapped vectors once, as a server that has run a while has them in the page cache.
 
     Candidates are re-scored from these rows, so a cold cache turns each query into random disk reads
-    (a 1M run measured more-like-this at 19 ms p50 cold, 6 ms warm).
+    (``RESULTS.md``, "Queries": a cold page cache).
     """
     for start in range(0, len(vectors), chunk):
         np.asarray(vectors[start:start + chunk]).sum()

@@ -75,8 +75,8 @@ def serve_and_measure(bundle_dir, texts, levels, gunicorn_args, paired=None):
 def _paired(url, texts, search):
     """p50s of each text searched in-process and then over HTTP (concurrency 1), and their ratio.
 
-    Taking the two in turns, text by text, leaves the machine's drift (these
-    shared machines swing by a fifth within minutes) out of the ratio. The
+    Taking the two in turns, text by text, leaves the machine's drift (shared
+    machines swing within minutes: RESULTS.md, "Caveat") out of the ratio. The
     first text warms both up and is not counted.
     """
     address = urllib.parse.urlsplit(url)

@@ -26,6 +26,7 @@ _EXPORTS = {
     "WeightsUnavailableError": "errors",
     "IMAGE_EXTENSIONS": "encoding.images", "load_image": "encoding.images",
     "configure_process": "runtime", "QueryKind": "query.terms", "QueryTerm": "query.terms", "Searcher": "query.searcher",
+    "Filters": "query.filters",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -16,7 +16,9 @@ from search.index import ann
 from search.store import writer
 from search.index import choice
 from search.index import tuning
+from search.query.searcher import Searcher, index_search
 from search.store.bundle import Bundle
+from web.coalesce import CoalescedSearch
 from search.errors import InvalidArgumentError
 from search.encoding.images import load_image
 from search.store.manifest import Manifest, read_manifest
@@ -70,7 +72,12 @@ def ann_bundle(tmp_path_factory, data):
     return Bundle.open(str(path), use_gpu=False)
 
 
-def test_forced_ann_reaches_the_recall_target_on_new_queries(ann_bundle, data):
+@pytest.fixture(scope="module")
+def ann_searcher(ann_bundle):
+    return Searcher(ann_bundle)
+
+
+def test_forced_ann_reaches_the_recall_target_on_new_queries(ann_bundle, ann_searcher, data):
     ids, vectors, queries = data
     manifest = read_manifest(ann_bundle.path)
     params = manifest.index_params
@@ -78,39 +85,40 @@ def test_forced_ann_reaches_the_recall_target_on_new_queries(ann_bundle, data):
     assert params["recall_at_10"] >= 0.95 and params["bytes_per_vector"] <= 128
     assert params["search"]["k_factor"] > 1 and ann_bundle.index.params.to_dict() == params["search"]
     # queries the tuning never saw, through the bundle as the service searches it
-    found = [[r.id for r in ann_bundle.search(q, k=10).results] for q in queries]
+    found = [[r.id for r in ann_searcher.search_vector(q, k=10).results] for q in queries]
     truth = ids[exact_top_k(vectors, queries, 10)[1]]
     assert tuning.recall(np.array(found), truth) >= 0.95
     json.dumps(params)  # the manifest stays plain JSON
 
 
-def test_coalesced_searches_of_an_ivf_bundle_keep_its_recall(ann_bundle, data):
+def test_coalesced_searches_of_an_ivf_bundle_keep_its_recall(ann_bundle, ann_searcher, data):
     """The concurrent searches of a server share index calls (for the largest k among them)."""
     ids, vectors, queries = data
-    shared = Bundle.open(ann_bundle.path, use_gpu=False).coalesce_searches()
+    shared = Searcher(ann_bundle, search_index=CoalescedSearch(index_search(ann_bundle)))
     ks = [10 + i % 3 * 20 for i in range(len(queries))]
     with ThreadPoolExecutor(16) as pool:
-        found = list(pool.map(lambda qk: [r.id for r in shared.search(qk[0], k=qk[1]).results], zip(queries, ks)))
-    alone = [[r.id for r in ann_bundle.search(q, k=k).results] for q, k in zip(queries, ks)]
+        found = list(pool.map(lambda qk: [r.id for r in shared.search_vector(qk[0], k=qk[1]).results],
+                              zip(queries, ks)))
+    alone = [[r.id for r in ann_searcher.search_vector(q, k=k).results] for q, k in zip(queries, ks)]
     truth = ids[exact_top_k(vectors, queries, 10)[1]]
     assert [len(f) for f in found] == ks
     assert tuning.recall(np.array([f[:10] for f in found]), truth) >= tuning.recall(
         np.array([a[:10] for a in alone]), truth) - 0.01
 
 
-def test_ann_results_are_rescored_exactly(ann_bundle, data):
+def test_ann_results_are_rescored_exactly(ann_searcher, data):
     ids, vectors, queries = data
     for query in queries[:20]:
-        page = ann_bundle.search(query, k=30)
+        page = ann_searcher.search_vector(query, k=30)
         rows = np.searchsorted(ids, [r.id for r in page.results])
         np.testing.assert_allclose([r.score for r in page.results], vectors[rows] @ query, rtol=0, atol=1e-5)
         scores = [r.score for r in page.results]
         assert scores == sorted(scores, reverse=True)
 
 
-def test_large_k_scans_enough_lists(ann_bundle, data):
+def test_large_k_scans_enough_lists(ann_searcher, data):
     _, _, queries = data
-    page = ann_bundle.search(queries[0], k=2000)
+    page = ann_searcher.search_vector(queries[0], k=2000)
     assert len(page.results) == 2000 and len({r.id for r in page.results}) == 2000
 
 

@@ -1,15 +1,13 @@
-"""The bundle on its own: synthetic vectors, no model."""
+"""The bundle on its own: synthetic vectors, no model, searched by vector and id through a Searcher."""
 
 import os
-import time
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
 
-from search.index import ann
 from search.store import writer
 from search.query import ranking
+from search.query.searcher import Searcher
 from search.store.bundle import Bundle
 from search.errors import BundleError, BundleLockedError, InvalidArgumentError, UnknownIdError
 from search.store.manifest import Manifest, read_manifest
@@ -35,74 +33,57 @@ def bundle(tmp_path):
     return Bundle.open(tmp_path)
 
 
-def test_search_equals_brute_force(bundle):
+@pytest.fixture
+def searcher(bundle):
+    return Searcher(bundle)  # no encoder: vectors and ids only
+
+
+def test_search_equals_brute_force(bundle, searcher):
     query = ranking.normalize(np.random.default_rng(1).normal(size=DIM))
-    page = bundle.search(query, k=25)
+    page = searcher.search_vector(query, k=25)
     scores, rows = ranking.brute_force(bundle.vectors, query, 25)
     assert [r.id for r in page.results] == bundle.ids[rows].tolist()
     np.testing.assert_allclose([r.score for r in page.results], scores, atol=1e-5)
     assert page.total == 200
 
 
-def test_concurrent_searches_share_index_calls_and_rank_as_alone(bundle, monkeypatch):
-    queries = ranking.normalize(np.random.default_rng(2).normal(size=(32, DIM)))
-    ks = [1 + i % 30 for i in range(32)]
-    alone = [[r.id for r in bundle.search(q, k=k).results] for q, k in zip(queries, ks)]
-    real, calls = ann.search, []
-
-    def slow_search(index, q, k):  # slow enough that the other threads queue meanwhile
-        calls.append(len(q))
-        time.sleep(0.02)
-        return real(index, q, k)
-
-    monkeypatch.setattr(ann, "search", slow_search)
-    bundle.coalesce_searches(idle_s=0.1)
-    with ThreadPoolExecutor(16) as pool:
-        together = list(pool.map(lambda qk: [r.id for r in bundle.search(qk[0], k=qk[1]).results], zip(queries, ks)))
-    assert together == alone
-    assert sum(calls) == 32 and len(calls) < 32
-    deadline = time.monotonic() + 10
-    while bundle._coalescer._thread is not None and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert bundle._coalescer._thread is None  # idle: the thread ended, and no longer holds the bundle
-    assert [r.id for r in bundle.search(queries[0], k=ks[0]).results] == alone[0]  # a new one starts
-
-
-def test_offset_pages_through_the_same_ranking(bundle):
+def test_offset_pages_through_the_same_ranking(bundle, searcher):
     query = bundle.vector(3)
-    full = [r.id for r in bundle.search(query, k=40).results]
-    pages = [r.id for off in (0, 10, 20, 30) for r in bundle.search(query, k=10, offset=off).results]
+    full = [r.id for r in searcher.search_vector(query, k=40).results]
+    pages = [r.id for off in (0, 10, 20, 30) for r in searcher.search_vector(query, k=10, offset=off).results]
     assert pages == full
 
 
-def test_min_score_and_path_prefix(bundle):
+def test_min_score_and_path_prefix(bundle, searcher):
     query = bundle.vector(4)
-    page = bundle.search(query, k=200, min_score=0.2)
+    page = searcher.search_vector(query, k=200, min_score=0.2)
     assert all(r.score >= 0.2 for r in page.results)
     assert page.total == int(np.sum(bundle.vectors @ query >= 0.2)) == len(page.results)
-    page = bundle.search(query, k=5, path_prefix="a/")
+    page = searcher.search_vector(query, k=5, path_prefix="a/")
     assert page.total == 100 and all(r.path.startswith("a/") for r in page.results)
-    assert bundle.search(query, k=5, path_prefix="nowhere").total == 0
+    assert searcher.search_vector(query, k=5, path_prefix="nowhere").total == 0
 
 
-def test_exclude_leaves_the_query_image_out(bundle):
-    page = bundle.search(bundle.vector(5), k=5, exclude=[5])
+def test_more_like_this_leaves_the_query_image_out(searcher):
+    page = searcher.search_id(5, k=5)
     assert 5 not in [r.id for r in page.results] and page.total == 199
 
 
 @pytest.mark.parametrize("kwargs", [dict(k=0), dict(k=10_001), dict(k="3"), dict(k=True), dict(offset=-1)])
-def test_bad_options(bundle, kwargs):
+def test_bad_options(bundle, searcher, kwargs):
     with pytest.raises(InvalidArgumentError):
-        bundle.search(bundle.vector(0), **kwargs)
+        searcher.search_vector(bundle.vector(0), **kwargs)
 
 
-def test_wrong_dimension_and_unknown_id(bundle):
+def test_wrong_dimension_and_unknown_id(bundle, searcher):
     with pytest.raises(InvalidArgumentError, match="dimension 16"):
-        bundle.search(np.ones(8))
+        searcher.search_vector(np.ones(8))
     with pytest.raises(UnknownIdError):
         bundle.vector(10_000)
     with pytest.raises(UnknownIdError):
         bundle.record(-1)
+    with pytest.raises(UnknownIdError):
+        searcher.search_id(10_000)
 
 
 @pytest.mark.parametrize("step", [1, 3])  # ids that run on (rows are offsets), ids with gaps (rows are searched)
@@ -115,7 +96,7 @@ def test_rows_of_ids_and_unknown_ids(tmp_path, step):
     bundle = Bundle.open(tmp_path)
     assert bundle.rows_of([7 + step * 49, 7, 7 + step * 3]).tolist() == [49, 0, 3]
     np.testing.assert_array_equal(bundle.vector(7 + step * 5), vectors[5])
-    assert bundle.search(vectors[9], k=1).results[0].id == 7 + step * 9
+    assert Searcher(bundle).search_vector(vectors[9], k=1).results[0].id == 7 + step * 9
     unknown = [6, 7 + step * 50, -1] + ([8] if step > 1 else [])
     for image_id in unknown:
         with pytest.raises(UnknownIdError, match=f"unknown image id {image_id}"):
@@ -138,6 +119,7 @@ def test_failed_commit_leaves_previous_generation(tmp_path, monkeypatch):
         write(tmp_path, 80, seed=1, manifest=first)
     bundle = Bundle.open(tmp_path)
     assert bundle.count == 50 and read_manifest(tmp_path).generation == first.generation
+    assert not [name for name in os.listdir(tmp_path) if name.endswith(".tmp")]  # the half-written folder is gone
     np.testing.assert_array_equal(bundle.vectors, vectors)
 
 

@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 from indexer.cli import main as cli_main
+from search.query.searcher import Searcher
 from search.store.bundle import Bundle
 from tests.photos import make_photo_tree, save_image
 
@@ -125,7 +126,7 @@ def test_sigkill_at_any_moment_loses_nothing(scenario, forkserver):
         after = contents(Bundle.open(index))  # loads and answers after every kill
         assert after in (v1, v2), f"kill {i} at {delay:.2f}s left a mixed bundle"
         bundle = Bundle.open(index)
-        assert bundle.search(bundle.vectors[0], k=5).results
+        assert Searcher(bundle).search_vector(bundle.vectors[0], k=5).results
         # The next build finishes the work exactly, reusing what was checkpointed.
         assert run_and_kill(forkserver, scenario["args"], 120) is False
         assert contents(Bundle.open(index)) == v2, f"build after kill {i} is not exact"

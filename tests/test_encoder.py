@@ -1,11 +1,15 @@
+import json
+import logging
+import shutil
 import time
 
+import huggingface_hub.constants
 import numpy as np
 import open_clip
 import pytest
 import torch
 
-from search.encoding import encoder as encoder_module
+from search.encoding import weights
 from search.encoding.encoder import load_encoder
 from search.errors import InvalidArgumentError, ModelLoadError, ModelMismatchError, WeightsUnavailableError
 from search.encoding.fingerprint import DEFAULT_MODEL, DEFAULT_PRETRAINED, ModelFingerprint
@@ -75,7 +79,7 @@ def test_unknown_device():
 def test_offline_without_cached_weights_is_one_clear_error(monkeypatch, tmp_path, name, tag):
     monkeypatch.setenv("HF_HOME", str(tmp_path))
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
-    monkeypatch.setattr(encoder_module, "_reachable", lambda *a, **k: False)
+    monkeypatch.setattr(weights, "hub_reachable", lambda *a, **k: False)
     start = time.monotonic()
     with pytest.raises(WeightsUnavailableError) as e:
         load_encoder(name, tag, device="cpu", cache_dir=str(tmp_path / "hub"))
@@ -83,6 +87,56 @@ def test_offline_without_cached_weights_is_one_clear_error(monkeypatch, tmp_path
     message = str(e.value)
     assert name in message and str(tmp_path / "hub") in message
     assert "Pre-download" in message and "--pretrained /path/to/" in message
+
+
+def fake_hub_cache(cache, repo, files):
+    """A Hugging Face cache holding ``files`` (name -> source path) of ``repo``, laid out as huggingface_hub lays it."""
+    folder = cache / f"models--{repo.replace('/', '--')}"
+    snapshot = folder / "snapshots" / ("0" * 40)
+    snapshot.mkdir(parents=True)
+    (folder / "refs").mkdir()
+    (folder / "refs" / "main").write_text("0" * 40)
+    for name, source in files.items():
+        shutil.copy(source, snapshot / name)
+    return snapshot
+
+
+def test_offline_hub_model_loads_from_the_cache_without_a_global_switch(monkeypatch, tmp_path, encoder,
+                                                                        tiny_checkpoint):
+    """The hub down, an hf-hub: model in the cache: loaded from there, at once, with the vectors of the file."""
+    from tests.conftest import TINY_CONFIG
+
+    config = tmp_path / "open_clip_config.json"
+    config.write_text(json.dumps({"model_cfg": TINY_CONFIG, "preprocess_cfg": {}}))
+    fake_hub_cache(tmp_path / "hub", "test/tiny", {"open_clip_config.json": config,
+                                                   "open_clip_pytorch_model.bin": tiny_checkpoint})
+    monkeypatch.setattr(weights, "hub_reachable", lambda *a, **k: False)
+    real_create, seen = open_clip.create_model_and_transforms, []
+
+    def create(*args, **kwargs):  # what the process looks like while open_clip loads
+        seen.append((huggingface_hub.constants.HF_HUB_OFFLINE, logging.root.manager.disable))
+        return real_create(*args, **kwargs)
+
+    monkeypatch.setattr(open_clip, "create_model_and_transforms", create)
+    offline_before = huggingface_hub.constants.HF_HUB_OFFLINE
+    start = time.monotonic()
+    hub_encoder = load_encoder("hf-hub:test/tiny", None, device="cpu", cache_dir=str(tmp_path / "hub"))
+    assert time.monotonic() - start < 30
+    assert seen == [(offline_before, 0)] and huggingface_hub.constants.HF_HUB_OFFLINE == offline_before
+    assert hub_encoder.fingerprint.name == "hf-hub:test/tiny" and hub_encoder.fingerprint.pretrained is None
+    np.testing.assert_allclose(hub_encoder.encode_texts(["a red square"]), encoder.encode_texts(["a red square"]),
+                               atol=1e-5)
+
+
+def test_offline_tag_resolves_to_the_cached_file_with_the_tags_preprocessing(monkeypatch, tmp_path,
+                                                                             tiny_checkpoint):
+    repo = open_clip.get_pretrained_cfg(DEFAULT_MODEL, DEFAULT_PRETRAINED)["hf_hub"].rstrip("/")
+    snapshot = fake_hub_cache(tmp_path / "hub", repo, {"open_clip_pytorch_model.bin": tiny_checkpoint})
+    monkeypatch.setattr(weights, "hub_reachable", lambda *a, **k: False)
+    source = weights.resolve(DEFAULT_MODEL, DEFAULT_PRETRAINED, cache_dir=str(tmp_path / "hub"))
+    assert source.pretrained == str(snapshot / "open_clip_pytorch_model.bin")
+    assert source.recorded == DEFAULT_PRETRAINED and source.checkpoint_sha256 is None
+    assert source.preprocess["image_mean"] == open_clip.get_pretrained_cfg(DEFAULT_MODEL, DEFAULT_PRETRAINED)["mean"]
 
 
 def test_fingerprints_compare_by_weights_not_path():

@@ -16,6 +16,7 @@ from search.index import ann
 from search.store import writer
 from search.index import gpu_exact
 from search.query import ranking
+from search.query.searcher import Searcher
 from search.store.bundle import Bundle
 from search.errors import InvalidArgumentError
 from search.index.gpu_exact import TorchExactIndex
@@ -115,8 +116,8 @@ def test_bundle_pages_match_the_faiss_index(bundle_path, data):
     agree = []
     for q in queries:
         for k, offset in [(10, 0), (10, 10), (30, 0)]:
-            want = [(r.id, r.score) for r in cpu.search(q, k=k, offset=offset).results]
-            got = [(r.id, r.score) for r in on_torch.search(q, k=k, offset=offset).results]
+            want = [(r.id, r.score) for r in Searcher(cpu).search_vector(q, k=k, offset=offset).results]
+            got = [(r.id, r.score) for r in Searcher(on_torch).search_vector(q, k=k, offset=offset).results]
             truth_scores, truth_rows = ranking.brute_force(vectors, q, offset + k)
             assert [i for i, _ in got] == on_torch.ids[truth_rows[offset:]].tolist()
             np.testing.assert_allclose([s for _, s in got], truth_scores[offset:], atol=1e-5)
@@ -129,10 +130,10 @@ def test_bundle_pages_match_the_faiss_index(bundle_path, data):
 
 def test_bundle_search_from_threads(bundle_path, data):
     _, _, queries = data
-    bundle = Bundle.open(bundle_path, use_gpu=True, gpu_device="cpu")
-    serial = [bundle.search(q, k=20) for q in queries]
+    searcher = Searcher(Bundle.open(bundle_path, use_gpu=True, gpu_device="cpu"))
+    serial = [searcher.search_vector(q, k=20) for q in queries]
     with ThreadPoolExecutor(8) as pool:
-        assert list(pool.map(lambda q: bundle.search(q, k=20), queries)) == serial
+        assert list(pool.map(lambda q: searcher.search_vector(q, k=20), queries)) == serial
 
 
 @no_cuda

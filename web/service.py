@@ -1,6 +1,9 @@
 """What one process serves: a :class:`search.Searcher`, loaded once, and timed queries over it.
 
-Routes call :func:`current_service`; they never open bundles or models.
+The service's searcher is the library's, with two parts of its own: the
+batched, cached text encoder (``texts``) and an index search shared by
+concurrent requests (``coalesce``). Routes call :func:`current_service`;
+they never open bundles or models.
 """
 
 import logging
@@ -8,17 +11,16 @@ import os
 import threading
 import time
 
-import numpy as np
 from flask import current_app
 from PIL import Image
 
-from search.query import ranking
-from search.store.bundle import Bundle
 from search.errors import SearchError
+from search.query.searcher import Searcher, index_search
+from search.query.terms import QueryKind, QueryTerm
+from search.store.bundle import Bundle
 from search.store.manifest import MANIFEST
-from search.query.searcher import Searcher, excluded_ids
-from search.query.terms import QueryTerm
 
+from .coalesce import CoalescedSearch
 from .texts import TextVectors
 
 log = logging.getLogger(__name__)
@@ -29,7 +31,6 @@ def load_searcher(config):
     started = time.perf_counter()
     searcher = Searcher.open(config.index, model=config.model, pretrained=config.pretrained,
                              device=config.device, max_pixels=config.max_pixels)
-    searcher.bundle.coalesce_searches()  # concurrent requests' searches share index calls
     if config.warmup:
         warm_up(searcher)
     log.info("serving %d images from %s with %s (ready in %.1f s)", searcher.bundle.count, config.index,
@@ -40,24 +41,27 @@ def load_searcher(config):
 def warm_up(searcher):
     # The first call into torch allocates and picks kernels; pay for it now,
     # not in the first user's query.
-    text = searcher.text_vector("a photo")
-    searcher.image_vector(Image.new("RGB", (64, 64), (128, 128, 128)))
-    searcher.bundle.search(text, k=1)
+    gray = Image.new("RGB", (64, 64), (128, 128, 128))
+    searcher.search([QueryTerm(QueryKind.TEXT, "a photo"), QueryTerm(QueryKind.IMAGE, gray)], k=1)
 
 
 class Service:
-    """The searcher of this process, its settings and metrics; swaps in newer index generations."""
+    """The searcher of this process, its settings and metrics; swaps in newer index generations.
+
+    ``searcher`` gives the bundle and the encoder; the service searches
+    through its own :class:`Searcher` over them (``self.searcher``).
+    """
 
     def __init__(self, config, searcher, metrics):
         self.config = config
-        self.searcher = searcher
         self.metrics = metrics
+        # The model never changes in a process (a reload keeps it), so neither do the text vectors.
+        self.texts = TextVectors(searcher.encode_texts, cache_size=config.text_cache_size)
+        self.searcher = self._serving(searcher.bundle, searcher.encoder)
         self.metrics.images.set(searcher.bundle.count)
         self._manifest_stamp = _stamp(searcher.bundle.path)
         self._next_check = time.monotonic() + config.reload_interval
         self._reloading = threading.Lock()
-        # The model never changes in a process (a reload keeps it), so neither do the text vectors.
-        self.texts = TextVectors(searcher.encoder.encode_texts, cache_size=config.text_cache_size)
 
     @property
     def bundle(self):
@@ -66,6 +70,10 @@ class Service:
     @property
     def model_name(self):
         return self.searcher.encoder.fingerprint.name
+
+    def _serving(self, bundle, encoder):
+        return Searcher(bundle, encoder, encode_texts=self.texts.encode_texts,
+                        search_index=CoalescedSearch(index_search(bundle)), max_pixels=self.config.max_pixels)
 
     def refresh(self):
         """Open the bundle afresh when the indexer has committed a new generation since.
@@ -81,10 +89,8 @@ class Service:
             stamp = _stamp(self.bundle.path)
             if stamp == self._manifest_stamp:
                 return
-            old = self.searcher
             try:
-                bundle = Bundle.open(old.bundle.path).coalesce_searches()
-                self.searcher = Searcher(bundle, old.encoder, max_pixels=old.max_pixels)
+                self.searcher = self._serving(Bundle.open(self.bundle.path), self.searcher.encoder)
             except SearchError as e:  # a different model, a damaged bundle: keep serving the old one
                 log.error("not switching to the rebuilt index: %s", e)
             else:
@@ -94,29 +100,15 @@ class Service:
         finally:
             self._reloading.release()
 
-    def search(self, terms, k, offset=0, min_score=None, path_prefix=None, deduplicate=False):
-        """``(SearchPage, took_ms)``; a lone id term leaves that image out ("more like this")."""
+    def search(self, terms, *, k=24, offset=0, min_score=None, path_prefix=None, deduplicate=False):
+        """``(SearchPage, took_ms)`` from the library's searcher, its stages observed as metrics."""
         started = time.perf_counter()
-        searcher = self.searcher  # one generation for the whole query
+        page = self.searcher.search(terms, k=k, offset=offset, min_score=min_score, path_prefix=path_prefix,
+                                    deduplicate=deduplicate)
         kind = terms[0].kind if len(terms) == 1 else "combined"
-        with self.metrics.stage("embed", kind):
-            vector = searcher.query_vector([self._text_as_vector(t) for t in terms])
-        exclude = excluded_ids(terms)
-        with self.metrics.stage("search", kind):
-            page = searcher.bundle.search(vector, k=k, offset=offset, min_score=min_score,
-                                          path_prefix=path_prefix, exclude=exclude)
-        if deduplicate and len(page.results) > 1:
-            with self.metrics.stage("deduplicate", kind):
-                rows = searcher.bundle.rows_of([r.id for r in page.results])
-                keep = ranking.deduplicate(np.asarray(searcher.bundle.vectors[rows], dtype=np.float32))
-                page.results = [page.results[i] for i in keep]
+        for stage, seconds in page.seconds.items():
+            self.metrics.stages.labels(stage, kind).observe(seconds)
         return page, round((time.perf_counter() - started) * 1000, 3)
-
-
-    def _text_as_vector(self, term):
-        if term.kind != "text":
-            return term
-        return QueryTerm("embedding", self.texts.vector(term.value), term.weight)
 
 
 def _stamp(bundle_dir):

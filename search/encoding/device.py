@@ -1,4 +1,4 @@
-"""Which device the encoder runs on: the one check of a device name, for every adapter."""
+"""Which device the encoder (or a GPU search) runs on: the one check of a device, for every adapter."""
 
 from ..errors import InvalidArgumentError
 
@@ -12,6 +12,13 @@ def check_device(device):
     return device
 
 
+def cuda_missing(device):
+    """True when ``device`` (a name such as ``"cuda:1"``, or a torch device) is a CUDA device and torch sees none."""
+    import torch
+
+    return torch.device(device).type == "cuda" and not torch.cuda.is_available()
+
+
 def resolve_device(device="auto"):
     """The torch device to use: ``auto`` is ``cuda`` when torch sees a GPU, else ``cpu``."""
     import torch
@@ -19,6 +26,6 @@ def resolve_device(device="auto"):
     check_device(device)
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
+    if cuda_missing(device):
         raise InvalidArgumentError("--device cuda was asked for, but torch sees no CUDA device; use --device cpu")
     return device

@@ -1,10 +1,10 @@
 """Decoding JPEGs and preprocessing them on the encoder's device.
 
 On a GPU, decoding rather than the model limits indexing speed: a CPU core
-decodes about a hundred 2 MP JPEGs a second even at reduced scale. Here the
-JPEG bytes go to the device, torchvision decodes them there (nvJPEG on CUDA)
-and the model's own resize, crop and normalisation run on the decoded batch,
-so the CPU only reads files. The steps are taken from the model's
+decodes far fewer photos a second than the model embeds
+(``benchmarks/RESULTS.md``, "GPU"). Here the JPEG bytes go to the device,
+torchvision decodes them there (nvJPEG on CUDA) and the model's own resize,
+crop and normalisation run on the decoded batch, so the CPU only reads files. The steps are taken from the model's
 preprocessing transform; one this module does not know is refused, rather
 than approximated. On the CPU device the same code runs with libjpeg-turbo,
 which is how the tests check it against the Pillow path. (torchvision keeps

@@ -1,34 +1,29 @@
-"""The dual encoder: an open_clip model behind one narrow interface.
+"""The dual encoder: an open_clip model behind one narrow interface, and loading it.
 
 ``encode_images`` and ``encode_texts`` return float32, L2-normalised numpy
-arrays, so an inner product anywhere in the project is a cosine.
+arrays, so an inner product anywhere in the project is a cosine. Where the
+weights come from (tag, file, hub, cache) is ``search.encoding.weights``.
 """
 
-import contextlib
-import difflib
 import json
-import logging
 import os
-import socket
 import tempfile
-import urllib.parse
 
 import numpy as np
 import open_clip
 import torch
 
-from ..errors import ModelLoadError, WeightsUnavailableError
-from .images import load_image
+from ..errors import ModelLoadError
+from . import weights
 from .device import resolve_device
-from .fingerprint import DEFAULT_MODEL, DEFAULT_PRETRAINED, ModelFingerprint, file_sha256
+from .fingerprint import DEFAULT_MODEL, DEFAULT_PRETRAINED, ModelFingerprint
+from .images import load_image
 from .text_tower import TrimmedTextTower
-
-_CHECKPOINT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".npz", ".ckpt")
 
 
 def register_model_config(name, config):
     """Make an architecture known to open_clip (custom configs recorded in a bundle)."""
-    if name in open_clip.list_models() or name.startswith(("hf-hub:", "local-dir:")):
+    if name in open_clip.list_models() or name.startswith((weights.HUB, weights.LOCAL_DIR)):
         return
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, f"{name}.json")
@@ -103,118 +98,28 @@ def load_encoder(name=DEFAULT_MODEL, pretrained=DEFAULT_PRETRAINED, device="auto
     ``name`` may also be ``hf-hub:org/repo`` or ``local-dir:/path`` (then
     ``pretrained`` is ignored). ``config`` registers a custom architecture.
     Raises :class:`ModelLoadError` (or :class:`WeightsUnavailableError`).
+    Nothing process-wide changes: open_clip's log lines go wherever the
+    program's logging sends them.
     """
     device = resolve_device(device)
     if config is not None:
         register_model_config(name, config)
-    is_schema = name.startswith(("hf-hub:", "local-dir:"))
-    if is_schema:
-        pretrained = None
-    else:
-        _check_name(name)
-    checkpoint_sha = None
-    if pretrained and not is_schema and not open_clip.get_pretrained_cfg(name, pretrained):
-        if os.path.isfile(pretrained):
-            pretrained = os.path.abspath(pretrained)
-            checkpoint_sha = file_sha256(pretrained)
-        elif os.sep in pretrained or pretrained.lower().endswith(_CHECKPOINT_SUFFIXES):
-            raise ModelLoadError(f"checkpoint file not found: {pretrained}")
-        else:
-            tags = open_clip.list_pretrained_tags_by_model(name)
-            raise ModelLoadError(
-                f"unknown pretrained tag {pretrained!r} for model {name!r}; "
-                f"available tags: {', '.join(tags) or 'none (pass a checkpoint file)'}"
-            )
-    if name.startswith("hf-hub:"):
-        with _cache_only_when_offline(True):
-            _fetch_hf_weights(name, cache_dir)
+    source = weights.resolve(name, pretrained, cache_dir)
     precision = "fp16" if device == "cuda" else "fp32"
-    downloads = name.startswith("hf-hub:") or (pretrained and not checkpoint_sha)
     try:
-        with _cache_only_when_offline(downloads):
-            model, _, preprocess = _quietly(
-                open_clip.create_model_and_transforms,
-                name, pretrained=pretrained, precision=precision, device=device, cache_dir=cache_dir,
-            )
+        model, _, preprocess = open_clip.create_model_and_transforms(
+            source.model, pretrained=source.pretrained, precision=precision, device=device, cache_dir=cache_dir,
+            **(source.preprocess or {}),
+        )
     except RuntimeError as e:
-        if pretrained and "download" in str(e).lower():
-            raise _weights_unavailable(name, pretrained, e) from e
+        if source.downloads and "download" in str(e).lower():
+            raise weights.weights_unavailable(name, source.recorded, cache_dir, type(e).__name__) from e
         raise ModelLoadError(f"cannot load model {name!r} with weights {pretrained!r}: {e}") from e
     except (OSError, ValueError, KeyError, AssertionError) as e:  # open_clip asserts on shape mismatches
         raise ModelLoadError(f"cannot load model {name!r} with weights {pretrained!r}: {e}") from e
-    tokenizer = open_clip.get_tokenizer(name)
+    tokenizer = open_clip.get_tokenizer(source.model)
     with torch.inference_mode():
         dim = int(model.encode_text(tokenizer(["a"]).to(device)).shape[-1])
-    cfg = None if is_schema else open_clip.get_model_config(name)
-    fingerprint = ModelFingerprint(name, pretrained, dim, checkpoint_sha, cfg)
+    cfg = None if name.startswith((weights.HUB, weights.LOCAL_DIR)) else open_clip.get_model_config(name)
+    fingerprint = ModelFingerprint(name, source.recorded, dim, source.checkpoint_sha256, cfg)
     return Encoder(model, preprocess, tokenizer, fingerprint, device)
-
-
-def _check_name(name):
-    known = open_clip.list_models()
-    if name not in known:
-        close = difflib.get_close_matches(name, known, n=5)
-        hint = f"did you mean {', '.join(close)}? " if close else ""
-        raise ModelLoadError(f"unknown model {name!r}; {hint}run `python -m indexer models` for the available names")
-
-
-def _fetch_hf_weights(name, cache_dir):
-    # open_clip only logs a warning and falls back to random weights when the
-    # hub download fails; fetch first so that failure is loud.
-    from open_clip.pretrained import download_pretrained_from_hf
-
-    try:
-        _quietly(download_pretrained_from_hf, name[len("hf-hub:"):], cache_dir=cache_dir)
-    except Exception as e:  # hub errors have no common base class
-        raise _weights_unavailable(name, None, e) from e
-
-
-@contextlib.contextmanager
-def _cache_only_when_offline(downloads):
-    """Use only the local cache when the hub cannot be reached.
-
-    Without this, huggingface_hub retries an unreachable host for about a
-    minute before open_clip reports the failure.
-    """
-    import huggingface_hub.constants as hub
-
-    if not downloads or hub.HF_HUB_OFFLINE or _reachable(hub.ENDPOINT):
-        yield
-        return
-    hub.HF_HUB_OFFLINE = True
-    try:
-        yield
-    finally:
-        hub.HF_HUB_OFFLINE = False
-
-
-def _reachable(url, timeout=3.0):
-    parts = urllib.parse.urlsplit(url)
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    try:
-        socket.create_connection((parts.hostname, port), timeout=timeout).close()
-        return True
-    except OSError:
-        return False
-
-
-def _weights_unavailable(name, pretrained, cause):
-    cache = os.environ.get("HF_HUB_CACHE") or os.path.join(
-        os.environ.get("HF_HOME", os.path.expanduser("~/.cache/huggingface")), "hub")
-    what = f"model {name!r}" + (f" with pretrained weights {pretrained!r}" if pretrained else "")
-    fetch = f"open_clip.create_model_and_transforms({name!r}" + (f", pretrained={pretrained!r})" if pretrained else ")")
-    return WeightsUnavailableError(
-        f"the weights for {what} are not in the cache ({cache}) and could not be downloaded "
-        f"({type(cause).__name__}). Pre-download them on a machine with internet: "
-        f"python -c \"import open_clip; {fetch}\" and copy the cache folder here (or set HF_HOME), "
-        f"or pass a local checkpoint file: --pretrained /path/to/open_clip_model.safetensors"
-    )
-
-
-def _quietly(fn, *args, **kwargs):
-    """Call into open_clip without its log lines; its errors are re-raised as ours."""
-    logging.disable(logging.CRITICAL)
-    try:
-        return fn(*args, **kwargs)
-    finally:
-        logging.disable(logging.NOTSET)

@@ -4,6 +4,8 @@ Used by the indexer's workers and by the service for query images, so both
 see an image exactly the same way (orientation, colour mode, size limits).
 """
 
+import functools
+import importlib.util
 import io
 import os
 import struct
@@ -16,13 +18,8 @@ from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from ..errors import ImageError, ImageTooLargeError
 
-try:  # HEIC/HEIF/AVIF support is optional
-    import pillow_heif
-
-    pillow_heif.register_heif_opener()
-    HEIF_EXTENSIONS = {".heic", ".heif", ".avif"}
-except ImportError:  # pragma: no cover - depends on the environment
-    HEIF_EXTENSIONS = set()
+# HEIC/HEIF/AVIF support is optional (pillow-heif); its opener joins Pillow's at the first decode.
+HEIF_EXTENSIONS = {".heic", ".heif", ".avif"} if importlib.util.find_spec("pillow_heif") else set()
 
 IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".jpe", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"} | HEIF_EXTENSIONS
@@ -74,7 +71,18 @@ def load_image(source, max_pixels=DEFAULT_MAX_PIXELS, min_size=None):
         return _safely("decode image", _decode, img, max_pixels, min_size)
 
 
+@functools.cache
+def register_heif():
+    """Let Pillow open HEIF files, once per process, when pillow-heif is installed (not at import:
+    Pillow's registry of formats belongs to the program)."""
+    if HEIF_EXTENSIONS:
+        import pillow_heif
+
+        pillow_heif.register_heif_opener()
+
+
 def _open(source):
+    register_heif()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -103,7 +111,7 @@ def read_header(data, max_pixels=DEFAULT_MAX_PIXELS):
     """What the header of encoded ``data`` says, without decoding pixels: a :class:`Header`.
 
     Applies the same checks as :func:`load_image` (format, size limit), so a
-    caller that decodes elsewhere (``search.device_images``) rejects the same files.
+    caller that decodes elsewhere (``search.encoding.device_images``) rejects the same files.
     """
     if not data:
         raise ImageError("empty file", reason="empty")

@@ -2,15 +2,15 @@
 
 A CLIP text tower pads every query to 77 tokens, but its attention is causal
 and it reads its output at the end-of-text token, so the padding after that
-token cannot change the result. A query of a few words needs a tenth to a
-fifth of the 77 positions; running only those gives the same vector in about
-half the time on a CPU (``benchmarks/bench_query.py`` measures it).
+token cannot change the result. A query of a few words needs a small part of
+the 77 positions; running only those gives the same vector in much less time
+on a CPU.
 
 A call of several texts would still pad each to the longest. Instead, short
 texts share a row of that width, one after another, each attending only to
 itself and reading positions from 0, so the model's matmuls run on little
-more than the texts' own tokens. Sixteen typical queries of 3 to 13 tokens
-fill 8 rows of 13 instead of 16.
+more than the texts' own tokens. ``benchmarks/bench_query.py`` measures both
+(``benchmarks/RESULTS.md``, "Queries").
 """
 
 import torch

@@ -5,7 +5,7 @@ metadata database and the stored vectors agree on. Two families exist: exact
 ``Flat`` (wrapped in ``IndexIDMap2``) and approximate ``IVF{n},PQ{m}x4fs``
 (inverted lists store the ids themselves). Approximate search fetches
 ``k * k_factor`` candidates; the caller re-scores them exactly against the
-stored vectors (see ``Bundle.search``), which is the refine step that lifts
+stored vectors (see ``Searcher.search``), which is the refine step that lifts
 4-bit PQ codes to recall@10 >= 0.95 without holding full vectors in memory.
 On a GPU that faiss cannot use, an exact torch index over the stored vectors
 (``gpu_exact``) stands in for either family.
@@ -112,7 +112,7 @@ def load_index(path, use_gpu="auto", params=None, mmap="auto", stored=None, gpu_
     ``mmap``: True maps the file instead of reading it (pages load on demand);
     ``"auto"`` does so when the file is larger than half the available memory.
     Flat indexes map their vectors; faiss 1.15 still reads fast-scan inverted
-    lists into memory, which at <= 128 bytes per vector is 16x less than flat.
+    lists into memory, which at <= 128 bytes per vector is a small part of flat's 2 KB.
 
     ``use_gpu``: True, False or ``"auto"`` (when there is a GPU). A flat index
     moves to faiss's GPUs where faiss has GPU support. Otherwise, given the

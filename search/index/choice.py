@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from . import ann, tuning
 from ..errors import InvalidArgumentError
 
-# One exact query scans 4 * dim bytes per vector: about 60 ms at 100k x 512 on
-# a 2-core CPU, 750 ms at 1M. Past this count an approximate index is chosen.
+# One exact query scans 4 * dim bytes per vector, which past this count is too slow
+# for a query (``benchmarks/RESULTS.md``, "Approximate search"): an approximate index is chosen.
 FLAT_MAX_VECTORS = 100_000
 # The default budget: what an IVF-PQ fast-scan index needs at 512 dimensions
 # with 128 code bytes, with room to spare; a flat index needs 2,048.

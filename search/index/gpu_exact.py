@@ -3,14 +3,15 @@
 pip's faiss-gpu wheels do not load next to CUDA 13 torch, so with faiss-cpu
 this is how a GPU searches: the vectors live on the device in fp16 and each
 search is a matmul and a top-k per row block. It is exact for any index type
-(up to the fp16 rounding of the vectors; ``Bundle.search`` re-scores the
-results in float32). ``search.ann`` imports this module only when a GPU is
+(up to the fp16 rounding of the vectors; ``Searcher.search`` re-scores the
+results in float32). ``search.index.ann`` imports this module only when a GPU is
 wanted, so torch stays out of processes that never search on one.
 """
 
 import numpy as np
 import torch
 
+from ..encoding.device import cuda_missing
 from ..errors import InvalidArgumentError
 
 COPY_ROWS = 262_144  # rows moved to the device at a time: the host never holds a second full copy
@@ -110,7 +111,7 @@ def exact_index(ids, vectors, device="cuda", required=False):
     ``required``: raise :class:`InvalidArgumentError` instead of returning None.
     """
     device = torch.device(device)
-    if device.type == "cuda" and not torch.cuda.is_available():
+    if cuda_missing(device):
         _refuse_if(required, "torch sees no CUDA device")
         return None
     rows, dim = vectors.shape

@@ -3,7 +3,7 @@
 Held-out queries are rows of the collection that the quantisers did not train
 on, searched with their own row left out (as if they were not indexed), and
 compared with exact search, through the same candidates-then-exact-re-score
-path as ``Bundle.search``.
+path as ``Searcher.search``.
 For each refine factor the smallest nprobe that reaches the target recall is
 found (recall only grows with nprobe); of those, the fastest measured wins.
 """
@@ -41,7 +41,7 @@ def refine(candidate_ids, queries, ids, vectors, k):
     """Ids of the ``k`` best candidates per query by exact inner product with ``vectors``.
 
     ``ids`` (sorted) label the rows of ``vectors``; -1 candidates are ignored.
-    This is what ``Bundle.search`` does for each query, done in bulk.
+    This is what ``Searcher.search`` does for each query, done in bulk.
     """
     out = np.full((len(queries), k), -1, np.int64)
     for start in range(0, len(queries), 64):  # bounded memory: 64 queries' candidate vectors at a time
@@ -63,7 +63,7 @@ def measure(index, params, ids, vectors, rows, truth):
     searchable = ann.SearchableIndex(index, params)
     queries = np.ascontiguousarray(vectors[rows])
     start = time.perf_counter()
-    # as Bundle.search fetches for K results, plus the query's own row
+    # as Searcher.search fetches for K results, plus the query's own row
     _, cand = ann.search(searchable, queries, ann.candidate_count(searchable, K) + 1)
     found = refine(cand, queries, ids, vectors, K + 1)
     seconds = (time.perf_counter() - start) / len(rows)

@@ -1,10 +1,16 @@
-"""Pure ranking functions: arrays in, arrays out, no model and no I/O."""
+"""Pure ranking functions: arrays in, arrays out, no model and no I/O (as faiss's ``contrib``).
+
+Scores are inner products of L2-normalised vectors, that is cosines. Ties
+are broken by the lower id (or row), so a ranking is the same however the
+candidates were found.
+"""
 
 import numpy as np
 
 from ..errors import InvalidArgumentError
 
-DUPLICATE_THRESHOLD = 0.94  # cosine above which two results count as near-duplicates
+DUPLICATE_THRESHOLD = 0.94  # cosine above which two results count as near-duplicates (clip-retrieval's)
+COUNT_CHUNK = 262_144  # rows scored at a time when counting over all vectors: bounded memory
 
 
 def normalize(vectors):
@@ -16,14 +22,18 @@ def normalize(vectors):
     return vectors / norms
 
 
-def combine(vectors, weights):
-    """Weighted sum of normalised vectors, normalised: ``beach + sunset - people``."""
-    vectors = normalize(np.atleast_2d(vectors))
-    weights = np.asarray(weights, dtype=np.float32).reshape(-1, 1)
-    if len(weights) != len(vectors):
+def combine(unit_vectors, weights):
+    """The query of weighted terms, ``beach + sunset - people``: the weighted sum of unit vectors, normalised.
+
+    The rows are taken as they come (the encoder's and the bundle's vectors
+    are unit already); the sum is the one thing normalised.
+    """
+    unit_vectors = np.atleast_2d(np.asarray(unit_vectors, dtype=np.float32))
+    weights = np.asarray(weights, dtype=np.float32).reshape(-1)
+    if len(weights) != len(unit_vectors):
         raise InvalidArgumentError("one weight is needed per query term")
-    total = (vectors * weights).sum(axis=0)
-    if np.linalg.norm(total) < 1e-6:
+    total = weights @ unit_vectors
+    if np.all(np.isfinite(total)) and np.linalg.norm(total) < 1e-6:
         raise InvalidArgumentError("the weighted query terms cancel out")
     return normalize(total)
 
@@ -44,10 +54,45 @@ def brute_force(vectors, query, k):
     return scores[rows], rows
 
 
+def exact_scores(vectors, rows, query):
+    """``vectors[rows] @ query`` in float32, in the order of ``rows``.
+
+    The rows are read in ascending order, which a memory-mapped file serves
+    far better than a random order.
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    if len(rows) == 0:
+        return np.zeros(0, np.float32)
+    order = np.argsort(rows)
+    scores = np.empty(len(rows), np.float32)
+    scores[order] = np.asarray(vectors[rows[order]] @ query, dtype=np.float32)
+    return scores
+
+
+def rank(ids, scores):
+    """``(ids, scores)`` ordered best first, ties by lower id."""
+    order = np.lexsort((ids, -scores))
+    return ids[order], scores[order]
+
+
+def count_at_least(vectors, query, min_score, chunk=COUNT_CHUNK):
+    """How many rows of ``vectors`` score ``min_score`` or more against ``query``."""
+    return int(sum(np.sum(vectors[i:i + chunk] @ query >= min_score) for i in range(0, len(vectors), chunk)))
+
+
+def select(ids, scores, offset, k, min_score=None, exclude=()):
+    """The page ``[offset, offset + k)`` of ranked ``(ids, scores)``, without ``exclude`` and below ``min_score``."""
+    keep = ~np.isin(ids, np.asarray(list(exclude), dtype=np.int64))
+    if min_score is not None:
+        keep &= scores >= min_score
+    return ids[keep][offset:offset + k], scores[keep][offset:offset + k]
+
+
 def deduplicate(vectors, threshold=DUPLICATE_THRESHOLD):
     """Positions to keep from ranked ``vectors``: each one not near an earlier kept one."""
+    vectors = np.asarray(vectors, dtype=np.float32)
     keep = []
-    for i, v in enumerate(np.asarray(vectors, dtype=np.float32)):
+    for i, v in enumerate(vectors):
         if not keep or np.max(vectors[keep] @ v) < threshold:
             keep.append(i)
     return np.asarray(keep, dtype=np.int64)

@@ -1,27 +1,59 @@
-"""Searching a bundle by text, image, id, vector or a weighted mix of them."""
+"""The one query path: terms -> query vector -> candidates -> exact scores -> a page of results.
+
+A :class:`Searcher` is a bundle plus the parts that turn query terms into
+vectors and find candidates. By default the parts are the encoder's own
+calls and the bundle's index; a server hands in batched, cached or
+coalesced versions of the same calls and gets the same ranking.
+"""
+
+import time
+from contextlib import contextmanager
 
 import numpy as np
 
-from . import ranking
-from ..store.bundle import Bundle
-from ..errors import InvalidArgumentError
 from ..encoding.images import DEFAULT_MAX_PIXELS
-from .terms import QueryTerm
+from ..errors import InvalidArgumentError
+from ..index import ann
+from ..store.bundle import MAX_K, Bundle, Result, SearchPage
+from . import ranking
+from .filters import Filters
+from .terms import QueryKind, QueryTerm
 
 
 def excluded_ids(terms):
     """A query of one image id ("more like this") leaves that image out of its results."""
-    return (terms[0].value,) if len(terms) == 1 and terms[0].kind == "id" else ()
+    return (int(terms[0].value),) if len(terms) == 1 and terms[0].kind is QueryKind.ID else ()
+
+
+def index_search(bundle):
+    """The default ``search_index`` part: ``(queries [Q, dim], count) -> (scores, ids)`` of the bundle's index."""
+    return lambda queries, count: ann.search(bundle.index, queries, count)
 
 
 class Searcher:
-    """A bundle plus the encoder of its embedding space."""
+    """Search a bundle by text, image, id, vector or a weighted mix of them.
 
-    def __init__(self, bundle, encoder, max_pixels=DEFAULT_MAX_PIXELS):
-        bundle.fingerprint.check_same_space(encoder.fingerprint, where=f"the index at {bundle.path}")
+    Parts (each optional, for callers that batch or cache):
+
+    - ``encode_texts(list of str) -> float32 [N, dim]``, unit rows (default ``encoder.encode_texts``);
+    - ``encode_image(source) -> float32 [dim]``, a unit vector (default ``encoder.embed_image``);
+    - ``search_index(queries [Q, dim], count) -> (scores, ids)``, faiss's
+      convention with -1 for no result (default: the bundle's index).
+
+    Without an ``encoder`` (and without the text or image part) a searcher
+    answers id and embedding queries only, and loads no model.
+    """
+
+    def __init__(self, bundle, encoder=None, *, encode_texts=None, encode_image=None, search_index=None,
+                 max_pixels=DEFAULT_MAX_PIXELS):
+        if encoder is not None:
+            bundle.fingerprint.check_same_space(encoder.fingerprint, where=f"the index at {bundle.path}")
         self.bundle = bundle
         self.encoder = encoder
         self.max_pixels = max_pixels
+        self.encode_texts = encode_texts or (encoder.encode_texts if encoder else _needs_encoder(QueryKind.TEXT))
+        self.encode_image = encode_image or (self._embed_image if encoder else _needs_encoder(QueryKind.IMAGE))
+        self.search_index = search_index or index_search(bundle)
 
     @classmethod
     def open(cls, index_dir, model=None, pretrained=None, device="auto", **kwargs):
@@ -33,56 +65,136 @@ class Searcher:
         encoder = load_encoder(model or fp.name, pretrained or fp.pretrained, device=device, config=fp.config)
         return cls(bundle, encoder, **kwargs)
 
-    def text_vector(self, text):
-        if not isinstance(text, str) or not text.strip():
-            raise InvalidArgumentError("text must be a non-empty string")
-        return self.encoder.encode_texts([text])[0]
+    def search(self, terms, *, k=24, offset=0, min_score=None, path_prefix=None, filters=None, deduplicate=False):
+        """A :class:`SearchPage` of the images nearest the weighted ``terms``, best first, by exact cosine.
 
-    def image_vector(self, source):
+        ``total`` counts every image that matches the filters (and ``min_score``),
+        on all pages. A query of a single image id leaves that image out ("more
+        like this"). ``deduplicate`` drops results near an earlier one on the
+        page. ``page.seconds`` holds the time of each stage: embed, search
+        (metadata rows included) and, when asked, deduplicate.
+        """
+        terms = list(terms)
+        k, offset = _check_int("k", k, 1, MAX_K), _check_int("offset", offset, 0, MAX_K)
+        filters = Filters.of(filters, path_prefix)
+        seconds = {}
+        with _timed(seconds, "embed"):
+            query = self.query_vector(terms)
+        with _timed(seconds, "search"):
+            ids, scores, total = self._ranked(query, k, offset, min_score, filters, excluded_ids(terms))
+            results = self._results(ids, scores)
+        if deduplicate and len(results) > 1:
+            with _timed(seconds, "deduplicate"):
+                rows = self.bundle.rows_of([r.id for r in results])
+                keep = ranking.deduplicate(np.asarray(self.bundle.vectors[rows], dtype=np.float32))
+                results = [results[i] for i in keep]
+        return SearchPage(results, total, seconds)
+
+    def search_text(self, text, **options):
+        return self.search([QueryTerm(QueryKind.TEXT, text)], **options)
+
+    def search_image(self, source, **options):
         """``source``: a path, bytes, file object or PIL image."""
-        return self.encoder.embed_image(source, max_pixels=self.max_pixels)
+        return self.search([QueryTerm(QueryKind.IMAGE, source)], **options)
 
-    def vector_of(self, term):
-        if term.kind == "text":
-            return self.text_vector(term.value)
-        if term.kind == "image":
-            return self.image_vector(term.value)
-        if term.kind == "id":
-            return self.bundle.vector(term.value)
-        if term.kind == "embedding":
-            vector = np.asarray(term.value, dtype=np.float32).reshape(-1)
-            if vector.shape != (self.bundle.dim,):
-                raise InvalidArgumentError(
-                    f"embedding has {vector.size} values; this index has dimension {self.bundle.dim}"
-                )
-            return ranking.normalize(vector)
-        raise InvalidArgumentError(f"unknown query kind {term.kind!r}")
+    def search_id(self, image_id, **options):
+        return self.search([QueryTerm(QueryKind.ID, image_id)], **options)
+
+    def search_vector(self, vector, **options):
+        return self.search([QueryTerm(QueryKind.EMBEDDING, vector)], **options)
 
     def query_vector(self, terms):
-        """The normalised weighted sum of the terms' vectors."""
+        """The unit query vector of ``terms``: their weighted sum, normalised once."""
         terms = list(terms)
         if not terms:
             raise InvalidArgumentError("a query needs at least one term")
-        vectors = np.stack([self.vector_of(t) for t in terms])
-        return ranking.combine(vectors, [t.weight for t in terms])
+        return ranking.combine(self.term_vectors(terms), [t.weight for t in terms])
 
-    def search(self, terms, **options):
-        """Search by query terms; options as :meth:`Bundle.search`.
+    def term_vectors(self, terms):
+        """One unit vector per term, ``[len(terms), dim]``; the texts in one ``encode_texts`` call."""
+        vectors = [None] * len(terms)
+        texts = [i for i, t in enumerate(terms) if t.kind is QueryKind.TEXT]
+        if texts:
+            encoded = self.encode_texts([_checked_text(terms[i].value) for i in texts])
+            for i, vector in zip(texts, encoded):
+                vectors[i] = vector
+        for i, term in enumerate(terms):
+            if term.kind is QueryKind.IMAGE:
+                vectors[i] = self.encode_image(term.value)
+            elif term.kind is QueryKind.ID:
+                vectors[i] = self.bundle.vector(term.value)
+            elif term.kind is QueryKind.EMBEDDING:
+                vectors[i] = self._embedding(term.value)
+        return np.stack(vectors)
 
-        A query made of a single image id leaves that image out ("more like this").
-        """
-        terms = list(terms)
-        options.setdefault("exclude", excluded_ids(terms))
-        return self.bundle.search(self.query_vector(terms), **options)
+    def _ranked(self, query, k, offset, min_score, filters, exclude):
+        """``(ids, scores, total)`` of the page: candidates, exact scores, exclusions, ``min_score``, paging."""
+        bundle = self.bundle
+        need = offset + k + len(exclude)
+        subset = filters.matching_ids(bundle.metadata)
+        if subset is not None:  # the filtered images, all scored exactly
+            rows = bundle.rows_of(subset) if subset else np.zeros(0, np.int64)
+            all_scores = ranking.exact_scores(bundle.vectors, rows, query)
+            best = ranking.top_k(all_scores, need)
+            ids, scores = bundle.ids[rows[best]], all_scores[best]
+            total = len(rows) if min_score is None else int(np.sum(all_scores >= min_score))
+        else:  # the index's candidates, re-scored exactly whatever the index
+            _, found = self.search_index(query[None, :], ann.candidate_count(bundle.index, need))
+            ids = found[0][found[0] >= 0]  # -1: the index had fewer
+            ids, scores = ranking.rank(ids, ranking.exact_scores(bundle.vectors, bundle.rows_of(ids), query))
+            total = bundle.count if min_score is None else ranking.count_at_least(bundle.vectors, query, min_score)
+        ids, scores = ranking.select(ids, scores, offset, k, min_score, exclude)
+        if exclude:  # the excluded ids no longer count among the matches
+            excluded = np.array(sorted(exclude), dtype=np.int64)
+            floor = -np.inf if min_score is None else min_score
+            matching = ranking.exact_scores(bundle.vectors, bundle.rows_of(excluded), query) >= floor
+            if subset is not None:
+                matching &= np.isin(excluded, subset)
+            total -= int(matching.sum())
+        return ids, scores, total
 
-    def search_text(self, text, **options):
-        return self.search([QueryTerm("text", text)], **options)
+    def _results(self, ids, scores):
+        records = self.bundle.metadata.get_many(ids)
+        return [
+            Result(int(i), r.path, float(s), r.width, r.height, r.taken_at, r.camera, r.size)
+            for i, s in zip(ids, scores)
+            if (r := records.get(int(i))) is not None
+        ]
 
-    def search_image(self, source, **options):
-        return self.search([QueryTerm("image", source)], **options)
+    def _embed_image(self, source):
+        return self.encoder.embed_image(source, max_pixels=self.max_pixels)
 
-    def search_id(self, image_id, **options):
-        return self.search([QueryTerm("id", image_id)], **options)
+    def _embedding(self, value):
+        vector = np.asarray(value, dtype=np.float32).reshape(-1)
+        if vector.shape != (self.bundle.dim,):
+            raise InvalidArgumentError(
+                f"embedding has {vector.size} values; this index has dimension {self.bundle.dim}")
+        return ranking.normalize(vector)  # a vector of the user's is a direction: its length does not weigh
 
-    def search_vector(self, vector, **options):
-        return self.search([QueryTerm("embedding", vector)], **options)
+
+def _needs_encoder(kind):
+    def refuse(_):
+        raise InvalidArgumentError(f"this Searcher has no encoder for {kind} queries; "
+                                   "open it with Searcher.open or pass an encoder")
+    return refuse
+
+
+def _checked_text(text):
+    if not isinstance(text, str) or not text.strip():
+        raise InvalidArgumentError("text must be a non-empty string")
+    return text
+
+
+def _check_int(name, value, low, high):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise InvalidArgumentError(f"{name} must be an integer")
+    if not low <= value <= high:
+        raise InvalidArgumentError(f"{name} must be between {low} and {high}, got {value}")
+    return int(value)
+
+
+@contextmanager
+def _timed(seconds, stage):
+    start = time.perf_counter()
+    yield
+    seconds[stage] = time.perf_counter() - start

@@ -8,6 +8,7 @@ moved over the target with ``os.replace``, which is atomic on POSIX.
 
 import os
 import secrets
+import shutil
 from contextlib import contextmanager
 
 
@@ -35,6 +36,32 @@ def atomic_file(path, durable=True):
         raise
     if durable:
         fsync_dir(os.path.dirname(path))
+
+
+@contextmanager
+def atomic_dir(path):
+    """A new, empty folder whose files replace the folder ``path`` when the block ends without error.
+
+    The files are fsynced, the folder renamed over ``path`` (whatever a
+    crash left there is removed first) and the parent fsynced. Its temporary
+    name is ``path + ".tmp"``: one writer at a time (the caller holds a lock),
+    and the next call clears what a crashed one left. On error the
+    temporary folder is removed and ``path`` is left as it was.
+    """
+    tmp = path + ".tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    os.makedirs(tmp)
+    try:
+        yield tmp
+        for name in os.listdir(tmp):
+            fsync_file(os.path.join(tmp, name))
+        fsync_dir(tmp)
+        shutil.rmtree(path, ignore_errors=True)
+        os.rename(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    fsync_dir(os.path.dirname(path))
 
 
 def write_atomic(path, data, durable=True):

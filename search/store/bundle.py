@@ -1,20 +1,19 @@
-"""Reading an index bundle and searching it by vector.
+"""Reading an index bundle: one generation's ids, vectors, index and metadata, and the shape of results.
 
 A bundle folder holds ``manifest.json`` and the generation folder it names:
 ``vectors.npy`` and ``ids.npy`` (rows sorted by id), ``index.faiss`` and
-``metadata.sqlite``. See ``bundle_writer`` for how generations are committed.
+``metadata.sqlite``. See ``search.store.writer`` for how generations are
+committed, and ``search.query.searcher`` for how a bundle is searched.
 """
 
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from ..index import ann
-from ..query import ranking
-from ..coalesce import Coalescer
 from ..encoding.fingerprint import ModelFingerprint
-from ..errors import BundleError, InvalidArgumentError, SearchError, UnknownIdError
+from ..errors import BundleError, SearchError, UnknownIdError
+from ..index import ann
 from .manifest import read_manifest
 from .metadata import MetadataReader
 
@@ -43,6 +42,7 @@ class Result:
 class SearchPage:
     results: list  # of Result, best first
     total: int  # how many images match the query's filters in all
+    seconds: dict = field(default_factory=dict, compare=False)  # time of each stage of the query, by stage name
 
 
 class Bundle:
@@ -58,7 +58,6 @@ class Bundle:
         self.vectors = vectors
         self.index = index
         self.metadata = metadata
-        self._coalescer = None  # see coalesce_searches
 
     @classmethod
     def open(cls, path, use_gpu="auto", gpu_device="cuda"):
@@ -109,8 +108,9 @@ class Bundle:
         return self.manifest.root
 
     def rows_of(self, ids):
+        """Rows of ``vectors`` for ``ids``; raises :class:`UnknownIdError` for an id not in the bundle."""
         ids = np.asarray(ids, dtype=np.int64).reshape(-1)
-        if self._first_id is not None:  # no search over 1M ids (0.7 ms for a page's candidates)
+        if self._first_id is not None:  # an offset, not a binary search over every id (benchmarks/RESULTS.md)
             rows = ids - self._first_id
             bad = (rows < 0) | (rows >= len(self.ids))
         else:
@@ -135,92 +135,9 @@ class Bundle:
     def abspath(self, image_id):
         return os.path.join(self.root, *self.record(image_id).path.split("/"))
 
-    def search(self, query, k=24, offset=0, min_score=None, path_prefix=None, exclude=()):
-        """Images nearest the normalised ``query`` vector, best first, scored by exact cosine."""
-        query = self._check_query(query)
-        k, offset = _check_int("k", k, 1, MAX_K), _check_int("offset", offset, 0, MAX_K)
-        exclude = {int(i) for i in exclude}
-        need = offset + k + len(exclude)
-        subset = self.metadata.ids_under(path_prefix) if path_prefix else None
-        if subset is not None:
-            rows = self.rows_of(subset) if subset else np.zeros(0, np.int64)
-            all_scores = self._scores(rows, query)
-            order = ranking.top_k(all_scores, need)
-            ids, scores = self.ids[rows[order]], all_scores[order]
-            total = len(rows) if min_score is None else int(np.sum(all_scores >= min_score))
-        else:
-            found = self._nearest(query, ann.candidate_count(self.index, need))
-            ids = found[found >= 0]
-            scores = self._scores(self.rows_of(ids), query)  # exact, whatever the index
-            order = np.lexsort((ids, -scores))
-            ids, scores = ids[order], scores[order]
-            total = self.count if min_score is None else self._count_at_least(query, min_score)
-        keep = ~np.isin(ids, np.fromiter(exclude, np.int64, len(exclude)))
-        if min_score is not None:
-            keep &= scores >= min_score
-        ids, scores = ids[keep][offset:offset + k], scores[keep][offset:offset + k]
-        if exclude:  # the excluded ids no longer count among the matches
-            excluded = np.array(sorted(exclude), dtype=np.int64)
-            matching = self._scores(self.rows_of(excluded), query) >= (-np.inf if min_score is None else min_score)
-            if subset is not None:
-                matching &= np.isin(excluded, subset)
-            total -= int(matching.sum())
-        return SearchPage(self._results(ids, scores), total)
-
-    def coalesce_searches(self, idle_s=5.0):
-        """From now on, index searches of concurrent threads share one call (a server's request threads).
-
-        13 queries over 10k vectors take 7 ms in one call against 46 ms one by
-        one: the vectors are read once for all. The thread that makes the
-        calls ends ``idle_s`` after the last search, freeing a replaced bundle.
-        Returns the bundle.
-        """
-        self._coalescer = Coalescer(self._nearest_many, idle_s=idle_s, name="bundle-search")
-        return self
-
-    def _nearest(self, query, count):
-        """The index's ``count`` best ids for ``query`` by its own scores (-1: none)."""
-        if self._coalescer is None:
-            return ann.search(self.index, query[None, :], count)[1][0]
-        return self._coalescer.submit((query, count)).result()
-
-    def _nearest_many(self, items):
-        """:meth:`_nearest` of several ``(query, count)`` in one index call, for the most of the counts."""
-        _, found = ann.search(self.index, np.stack([q for q, _ in items]), max(count for _, count in items))
-        return [row[:count] for row, (_, count) in zip(found, items)]
-
-    def _scores(self, rows, query):
-        if len(rows) == 0:
-            return np.zeros(0, np.float32)
-        return np.asarray(self.vectors[np.sort(rows)] @ query, dtype=np.float32)[np.argsort(np.argsort(rows))]
-
-    def _count_at_least(self, query, min_score, chunk=262_144):
-        return int(sum(np.sum(self.vectors[i:i + chunk] @ query >= min_score) for i in range(0, self.count, chunk)))
-
-    def _results(self, ids, scores):
-        records = self.metadata.get_many(ids)
-        return [
-            Result(int(i), r.path, float(s), r.width, r.height, r.taken_at, r.camera, r.size)
-            for i, s in zip(ids, scores)
-            if (r := records.get(int(i))) is not None
-        ]
-
-    def _check_query(self, query):
-        query = np.asarray(query, dtype=np.float32).reshape(-1)
-        if query.shape != (self.dim,):
-            raise InvalidArgumentError(f"query vector has {query.size} values; this index has dimension {self.dim}")
-        return ranking.normalize(query)
-
     def bytes_on_disk(self):
         total = 0
         for folder, _, files in os.walk(self.path):
             total += sum(os.path.getsize(os.path.join(folder, f)) for f in files)
         return total
 
-
-def _check_int(name, value, low, high):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise InvalidArgumentError(f"{name} must be an integer")
-    if not low <= value <= high:
-        raise InvalidArgumentError(f"{name} must be between {low} and {high}, got {value}")
-    return int(value)

@@ -72,7 +72,7 @@ class MetadataReader:
         return [ImageRecord(*row) for row in rows]
 
     def hashes(self):
-        """The set of every image's sha256 (a quarter of the time of ``all`` at 1M images)."""
+        """The set of every image's sha256 (far cheaper than ``all`` when only the hashes are wanted)."""
         return {row[0] for row in self._conn().execute("SELECT sha256 FROM images")}
 
     def get_many(self, ids):
@@ -100,8 +100,8 @@ class MetadataReader:
 
         Queries of the service return many rows as one value: Python's
         sqlite3 lets go of the GIL for every row it steps, and under load
-        each row then waits for the GIL again (24 rows took 360 ms beside
-        two busy threads, against 30 ms as one value).
+        each row then waits for the GIL again (``benchmarks/RESULTS.md``,
+        "Smaller measurements").
         """
         (value,) = self._conn().execute(sql, params).fetchone()
         return json.loads(value)

@@ -1,9 +1,10 @@
 """Committing a new generation of an index bundle, atomically.
 
-Files go into ``gen-N.tmp``, are fsynced, the folder is renamed to ``gen-N``,
-and only then does ``manifest.json`` switch to it. A crash at any moment leaves
-the previous manifest naming a complete previous generation. One generation
-before the live one is kept for readers that are still opening it.
+Files go into ``gen-N.tmp``, are fsynced, the folder is renamed to ``gen-N``
+(``search.store.atomic.atomic_dir``), and only then does ``manifest.json``
+switch to it. A crash at any moment leaves the previous manifest naming a
+complete previous generation. One generation before the live one is kept for
+readers that are still opening it.
 """
 
 import fcntl
@@ -19,7 +20,7 @@ from ..index import ann
 from .bundle import IDS_FILE, METADATA_FILE, VECTORS_FILE
 from ..errors import BundleLockedError
 from ..index.choice import build_chosen
-from .atomic import fsync_dir, fsync_file
+from .atomic import atomic_dir
 from .manifest import generation_dir_name, utcnow, write_manifest
 from .metadata import write_metadata
 
@@ -66,7 +67,7 @@ def commit(bundle_dir, manifest, records, vectors, index_type="auto", max_index_
     """Write ``records`` (sorted by id) and their ``vectors`` as the next generation.
 
     ``manifest`` is the previous one (or a fresh one); returns the new manifest.
-    The index is chosen for the collection (see ``index_choice``) unless
+    The index is chosen for the collection (see ``search.index.choice``) unless
     ``index_type`` names one; ``max_index_memory`` (bytes or "4G") bounds it.
     """
     ids = np.fromiter((r.id for r in records), dtype=np.int64, count=len(records))
@@ -83,22 +84,13 @@ def commit(bundle_dir, manifest, records, vectors, index_type="auto", max_index_
         index_params=index_params,
         updated_at=utcnow(),
     )
-    final = os.path.join(bundle_dir, new.generation_dir)
-    tmp = final + ".tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    os.makedirs(tmp)
-    _save_npy(os.path.join(tmp, IDS_FILE), ids)
-    _save_npy(os.path.join(tmp, VECTORS_FILE), vectors)
-    write_metadata(os.path.join(tmp, METADATA_FILE), records)
-    index_path = os.path.join(tmp, ann.INDEX_FILE)
-    ann.save_index(index, index_path)
-    new.index_params["bytes_per_vector"] = round(os.path.getsize(index_path) / max(1, len(ids)), 1)
-    for name in os.listdir(tmp):
-        fsync_file(os.path.join(tmp, name))
-    fsync_dir(tmp)
-    shutil.rmtree(final, ignore_errors=True)  # left by a crash after the rename, before the manifest
-    os.rename(tmp, final)
-    fsync_dir(bundle_dir)
+    with atomic_dir(os.path.join(bundle_dir, new.generation_dir)) as gen:
+        _save_npy(os.path.join(gen, IDS_FILE), ids)
+        _save_npy(os.path.join(gen, VECTORS_FILE), vectors)
+        write_metadata(os.path.join(gen, METADATA_FILE), records)
+        index_path = os.path.join(gen, ann.INDEX_FILE)
+        ann.save_index(index, index_path)
+        new.index_params["bytes_per_vector"] = round(os.path.getsize(index_path) / max(1, len(ids)), 1)
     write_manifest(bundle_dir, new)
     remove_stale_generations(bundle_dir, new.generation)
     return new
