@@ -154,6 +154,7 @@ def photo_bytes(seed):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(600)  # ViT-B-32 or killed builder processes: past the default limit on a busy machine
 def test_draft_decoding_keeps_vectors_within_cosine_099(vit_b_32):
     """JPEG DCT scaling (1/4 here) against a full decode, through a seeded random ViT-B-32."""
     encoder = vit_b_32

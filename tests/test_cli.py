@@ -81,6 +81,7 @@ def test_models_lists_the_default():
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(600)  # ViT-B-32 or killed builder processes: past the default limit on a busy machine
 def test_real_architecture_checkpoint_through_pretrained_path(tmp_path):
     """A seeded random-init ViT-B-32, saved to a file and indexed via --pretrained PATH."""
     torch.manual_seed(0)

@@ -94,6 +94,7 @@ def run_and_kill(context, args, delay, when=None):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(600)  # ViT-B-32 or killed builder processes: past the default limit on a busy machine
 def test_sigkill_at_any_moment_loses_nothing(scenario, forkserver):
     index = scenario["index"]
     v1 = contents(Bundle.open(scenario["pristine"]))
@@ -135,6 +136,7 @@ def test_sigkill_at_any_moment_loses_nothing(scenario, forkserver):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(600)  # ViT-B-32 or killed builder processes: past the default limit on a busy machine
 def test_real_cli_killed_then_resumed(scenario):
     index = scenario["index"]
     shutil.rmtree(index, ignore_errors=True)

@@ -10,8 +10,9 @@ from flask import Flask, Request
 
 from search.runtime import configure_process
 
-from . import api, clip_compat, errors, media, metrics, openapi, page, security
+from . import errors, metrics, security
 from .config import ServeConfig
+from .routes import BLUEPRINTS
 from .service import Service, load_searcher
 
 
@@ -44,7 +45,7 @@ def create_app(config=None, searcher=None):
     errors.init_app(app)
     security.init_app(app, token=config.token, cors_origin=config.cors_origin)
     metrics.init_app(app, service.metrics)
-    for blueprint in (page.bp, api.bp, media.bp, clip_compat.bp, openapi.bp):
+    for blueprint in BLUEPRINTS:
         app.register_blueprint(blueprint)
     return app
 

@@ -1,4 +1,5 @@
-"""Prometheus metrics: request latency by route, query latency by stage, index size.
+"""Prometheus metrics: request latency by route, query latency by stage, index size (served at ``/metrics``
+by ``web.routes.metrics``).
 
 Each app gets its own registry, so several apps in one process (the tests)
 do not collide. Under gunicorn with several workers, set
@@ -9,11 +10,14 @@ import os
 import time
 from contextlib import contextmanager
 
-from flask import Blueprint, Response, current_app, g, request
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, Histogram, generate_latest
-from prometheus_client import multiprocess
-
-bp = Blueprint("metrics", __name__)
+from flask import g, request
+from prometheus_client import (
+    CollectorRegistry,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
 
 # Text encoding on a CPU takes 5-50 ms, an image up to a few hundred; the
 # buckets resolve both ends.
@@ -65,11 +69,3 @@ def init_app(app, metrics):
             metrics.requests.labels(endpoint, request.method, str(response.status_code)).observe(
                 time.perf_counter() - started)
         return response
-
-    app.register_blueprint(bp)
-
-
-@bp.get("/metrics")
-def metrics_route():
-    data = current_app.extensions["metrics"].exposition()
-    return Response(data, content_type=CONTENT_TYPE_LATEST)

@@ -1,4 +1,4 @@
-"""Settings: one table drives flags, environment variables and validation."""
+"""Service settings: one table drives flags, environment variables and validation (the CLI: test_web_serve)."""
 
 import pytest
 
@@ -60,38 +60,3 @@ def test_help_lists_every_setting_with_its_variable(capsys):
     for flag in ("--index", "--host", "--port", "--token", "--model", "--pretrained", "--allow-image-url",
                  "--max-upload-bytes", "--cors-origin", "--no-warmup", "PHOTOSEARCH_TOKEN"):
         assert flag in out
-
-
-def test_cli_fails_clearly_without_a_bundle(tmp_path, capsys):
-    assert main(["serve", "--index", str(tmp_path / "none")]) == 1
-    assert "python -m indexer build" in capsys.readouterr().err
-
-
-def test_cli_serves_on_localhost_by_default(bundle_dir, monkeypatch):
-    from flask import Flask
-
-    calls = []
-    monkeypatch.setattr(Flask, "run", lambda app, **kwargs: calls.append((app, kwargs)))
-    assert main(["serve", "--index", str(bundle_dir), "--device", "cpu", "--no-warmup"]) == 0
-    app, kwargs = calls[0]
-    assert kwargs["host"] == "127.0.0.1" and kwargs["port"] == 8000 and kwargs["debug"] is False
-    assert app.test_client().get("/healthz").status_code == 200
-
-
-def test_cli_warns_when_exposed_without_a_token(bundle_dir, monkeypatch, capsys):
-    from flask import Flask
-
-    monkeypatch.setattr(Flask, "run", lambda app, **kwargs: None)
-    main(["serve", "--index", str(bundle_dir), "--device", "cpu", "--no-warmup", "--host", "0.0.0.0"])
-    assert "without a token" in capsys.readouterr().err
-
-
-def test_cli_reports_a_taken_port(bundle_dir, monkeypatch, capsys):
-    from flask import Flask
-
-    def taken(app, **kwargs):
-        raise OSError(98, "Address already in use")
-
-    monkeypatch.setattr(Flask, "run", taken)
-    assert main(["serve", "--index", str(bundle_dir), "--device", "cpu", "--no-warmup"]) == 1
-    assert "Address already in use" in capsys.readouterr().err

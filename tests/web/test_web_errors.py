@@ -76,6 +76,36 @@ def test_malformed_json(client, raw):
     assert_error(client.post("/api/search", data=raw, content_type="application/json"), 400, "invalid_json")
 
 
+@pytest.mark.parametrize("raw", [
+    b'{"text": "a", "text": "b"}', b'{"queries": [{"text": "a", "weight": 1, "weight": 2}]}',
+    b'{"text": "a", "k": 3, "k": 3}',
+])
+def test_a_repeated_json_key_is_a_400(client, raw):
+    error = assert_error(client.post("/api/search", data=raw, content_type="application/json"), 400,
+                         "invalid_argument")
+    assert "more than once" in error["message"]
+
+
+@pytest.mark.parametrize("body, words", [
+    ({"text": "a", "k": 0}, "k: "), ({"queries": [{"text": "a", "weight": "2"}]}, "queries[0].weight: "),
+    ({"embedding": [0.1] * (DIM - 1)}, f"dimension {DIM}"), ({"text": "  "}, "text: must not be blank"),
+    ({"queries": [{"text": "a", "colour": "red"}]}, "allowed fields: embedding, id, image, text, weight"),
+    ({"id": True}, "got True"),
+])
+def test_messages_name_the_field_and_the_problem(client, body, words):
+    assert words in assert_error(client.post("/api/search", json=body), 400)["message"]
+
+
+@pytest.mark.parametrize("url", ["/api/search", "/knn-service", "/metadata"])
+@pytest.mark.parametrize("depth", [50, 900])  # parseable, but deep where a field is expected
+def test_deeply_nested_values_are_a_400(client, url, depth):
+    deep = b"[" * depth + b"]" * depth
+    for raw in (b'{"queries": ' + deep + b"}", b'{"ids": ' + deep + b', "text": ' + deep + b"}"):
+        response = client.post(url, data=raw, content_type="application/json")
+        assert response.status_code == 400, response.get_data(as_text=True)
+        assert_error(response, 400)
+
+
 def test_overflowing_number_is_not_finite(client):
     raw = b'{"embedding": [' + b", ".join([b"0.1"] * (DIM - 1) + [b"1e400"]) + b"]}"
     assert_error(client.post("/api/search", data=raw, content_type="application/json"), 400, "invalid_argument")

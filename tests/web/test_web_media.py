@@ -8,7 +8,7 @@ import pytest
 from flask import url_for
 from PIL import Image
 
-from web import media
+from web.routes import media
 from web_helpers import assert_error
 
 

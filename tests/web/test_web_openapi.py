@@ -1,4 +1,10 @@
-"""/api/openapi.json describes every route the app has, and its references resolve."""
+"""/api/openapi.json describes every route the app has, and its references resolve.
+
+Its schemas come from the request models (``web.schema``), with the served index's dimension and
+name filled in; test_web_client generates a typed client from it, test_web_fuzz fuzzes the server with it.
+"""
+
+from web.schema.responses import SearchResponse, Stats
 
 
 def test_document_lists_every_route_and_method(app, client):
@@ -41,6 +47,32 @@ def test_documented_result_fields_match_a_real_result(client):
     assert set(doc["components"]["schemas"]["Result"]["properties"]) == set(result)
     assert set(doc["components"]["schemas"]["SearchResponse"]["properties"]) == {"results", "total", "took_ms",
                                                                                   "model"}
+
+
+def test_a_real_answer_is_valid_for_the_response_models(client):
+    SearchResponse.model_validate(client.get("/api/search?q=a&k=3").get_json())
+    Stats.model_validate(client.get("/api/stats").get_json())
+
+
+def test_the_served_index_is_in_the_schemas(client, bundle):
+    schemas = client.get("/api/openapi.json").get_json()["components"]["schemas"]
+    embedding = schemas["SearchRequest"]["properties"]["embedding"]["anyOf"][0]
+    assert embedding["minItems"] == embedding["maxItems"] == bundle.dim
+    knn = schemas["KnnRequest"]["properties"]
+    assert knn["embedding_input"]["anyOf"][0]["maxItems"] == bundle.dim
+    assert knn["indice_name"]["enum"] == ["photos-index"]
+    assert schemas["MetadataRequest"]["properties"]["indice_name"]["anyOf"][0]["enum"] == ["photos-index"]
+
+
+def test_request_schemas_are_plain_objects_that_generators_type(client):
+    """No oneOf of bare required lists (a generator makes that an untyped Any): optional fields, and the
+    exactly-one rule in the description."""
+    schemas = client.get("/api/openapi.json").get_json()["components"]["schemas"]
+    for name in ("SearchRequest", "Term", "UploadRequest", "KnnRequest", "MetadataRequest"):
+        assert schemas[name]["type"] == "object" and "oneOf" not in schemas[name], name
+        assert schemas[name]["additionalProperties"] is False
+    assert "exactly one of text, image, embedding, id or queries" in schemas["SearchRequest"]["description"]
+    assert "exactly one of text, image, embedding or id" in schemas["Term"]["description"]
 
 
 def test_security_is_declared_only_with_a_token(client, make_app):

@@ -1,29 +1,29 @@
 """The JSON API: ``/api/search``, ``/api/stats`` and ``/healthz``.
 
-Routes only parse (``queries``), call the service and shape the answer; the
-ranking itself is the library's.
+Routes only validate (``web.schema``), call the service and shape the answer;
+the ranking itself is the library's.
 """
 
 from flask import Blueprint, jsonify, request
 
-from . import queries
-from .fields import json_body
+from ..schema import parse
+from ..schema.search import SearchRequest, TextQuery, UploadRequest
+from ..service import current_service
 from .media import id_url
-from .service import current_service
 
 bp = Blueprint("api", __name__)
 
 
 @bp.route("/api/search", methods=["GET", "POST"])
 def search():
-    service = current_service()
     if request.method == "GET":
-        terms, options = queries.from_args(request.args)
+        query = parse.from_query_string(TextQuery, request.args)
     elif request.mimetype == "multipart/form-data":
-        terms, options = queries.from_form(request.form, request.files)
+        query = parse.from_form(UploadRequest, request.form, request.files)
     else:
-        terms, options = queries.from_json(json_body(), service.bundle.dim)
-    page, took_ms = service.search(terms, **options.as_kwargs())
+        query = parse.from_json(SearchRequest)
+    service = current_service()
+    page, took_ms = service.search(query.terms(), **query.search_options())
     urls = id_url("media.image"), id_url("media.thumbnail")
     return jsonify({
         "results": [result_json(r, *urls) for r in page.results],
@@ -34,7 +34,7 @@ def search():
 
 
 def result_json(result, image_url, thumbnail_url):
-    """One result in the documented shape (see ``openapi.py``)."""
+    """One result in the documented shape (``web.schema.responses.Result``)."""
     return {
         "id": result.id,
         "path": result.path,

@@ -2,7 +2,7 @@
 
 from flask import Blueprint, render_template
 
-from .service import current_service
+from ..service import current_service
 
 bp = Blueprint("page", __name__)
 

@@ -2,8 +2,8 @@
 
 Thumbnails are cached in ``BUNDLE/thumbnails/``, which the indexer never walks
 (it skips the bundle). The cache key includes the file's content hash, so a
-re-indexed file gets a fresh thumbnail; files are written to a temporary name
-and moved into place, so a reader never sees half a JPEG.
+re-indexed file gets a fresh thumbnail; files are written with
+``search.store.atomic.atomic_file``, so a reader never sees half a JPEG.
 """
 
 import io
@@ -14,12 +14,13 @@ import stat
 
 from flask import Blueprint, request, send_file, url_for
 
-from search.errors import ImageError
 from search.encoding.images import load_image
+from search.errors import ImageError
+from search.store.atomic import atomic_file
 
-from . import fields
-from .errors import ApiError
-from .service import current_service
+from ..errors import ApiError, bad_request
+from ..schema.types import MAX_ID
+from ..service import current_service
 
 log = logging.getLogger(__name__)
 bp = Blueprint("media", __name__, url_prefix="/api")
@@ -82,18 +83,12 @@ def make_thumbnail(source, size, max_pixels, image_id):
 
 
 def _store(path, data):
-    tmp = f"{path}.tmp-{os.getpid()}-{id(data)}"
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(tmp, "wb") as f:
+        with atomic_file(path, durable=False) as f:  # a cache: a power loss may lose it
             f.write(data)
-        os.replace(tmp, path)
     except OSError as e:  # a read-only bundle still serves thumbnails, just uncached
         log.warning("cannot cache thumbnail %s: %s", path, e)
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
 
 
 def _open_recorded(image_id):
@@ -105,8 +100,10 @@ def _open_recorded(image_id):
     one, is not served. The checks are made on the open file, so the file
     cannot be swapped between the check and the read.
     """
+    if image_id > MAX_ID:  # the route takes non-negative integers only
+        raise bad_request(f"id must be an integer from 0 to {MAX_ID}, got {image_id}")
     bundle = current_service().bundle
-    record = bundle.record(fields.image_id("id", image_id))  # UnknownIdError: 404
+    record = bundle.record(image_id)  # UnknownIdError: 404
     root = os.path.abspath(bundle.root)
     path = os.path.abspath(os.path.join(root, *record.path.split("/")))
     if os.path.commonpath([root, path]) != root:  # a damaged record must not reach outside the photos
