@@ -168,12 +168,14 @@ def candidate_count(index, k):
     return min(index.ntotal, max(k, min(k * factor, MAX_CANDIDATES)))
 
 
-def search(index, queries, k):
+def search(index, queries, k, selector=None, fraction=1.0):
     """``(scores, ids)`` of the ``k`` best ids per query by the index's own scores.
 
     ``index`` is a :class:`SearchableIndex` or a raw index; ids of -1
     mean no result. For an IVF index, more lists are scanned when ``k`` is
     large, so that the lists scanned hold enough vectors to fill ``k``.
+    ``selector`` (see :func:`id_selector`) limits the search to some ids,
+    about ``fraction`` of all; the lists scanned then grow to hold ``k`` of them.
     """
     raw = _raw(index)
     k = min(int(k), raw.ntotal)
@@ -183,11 +185,33 @@ def search(index, queries, k):
         return np.zeros((n, 0), np.float32), np.zeros((n, 0), np.int64)
     ivf = _ivf(raw)
     if ivf is None:  # flat or torch: exact
-        return raw.search(queries, k)
+        if selector is None:
+            return raw.search(queries, k)
+        return raw.search(queries, k, params=faiss.SearchParameters(sel=selector))
     nprobe = index.params.nprobe if isinstance(index, SearchableIndex) else ivf.nprobe
-    nprobe = max(nprobe, lists_to_cover(raw, k))
+    nprobe = max(nprobe, lists_to_cover(raw, k / max(fraction, 1e-9)))
     # per-call parameters: concurrent requests never race on the index's own nprobe
-    return raw.search(queries, k, params=faiss.SearchParametersIVF(nprobe=nprobe))
+    return raw.search(queries, k, params=faiss.SearchParametersIVF(nprobe=nprobe, sel=selector))
+
+
+def supports_selector(index):
+    """Whether ``index`` can search a subset of its ids (a faiss index; the torch GPU index cannot)."""
+    return isinstance(_raw(index), faiss.Index)
+
+
+def id_selector(ids):
+    """A faiss selector of the sorted ``ids`` (a bitmap over 0..max id: one bit per id, built in numpy).
+
+    The returned selector keeps its bitmap alive; keep the selector while searching.
+    """
+    ids = np.asarray(ids, dtype=np.int64)
+    size = int(ids[-1]) + 1 if len(ids) else 1
+    mask = np.zeros(size, dtype=bool)
+    mask[ids] = True
+    bitmap = np.packbits(mask, bitorder="little")
+    selector = faiss.IDSelectorBitmap(len(bitmap), faiss.swig_ptr(bitmap))  # its size is in bytes
+    selector.bitmap_array = bitmap  # owned by the selector's Python object
+    return selector
 
 
 def lists_to_cover(index, k):

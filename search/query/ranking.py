@@ -11,6 +11,7 @@ from ..errors import InvalidArgumentError
 
 DUPLICATE_THRESHOLD = 0.94  # cosine above which two results count as near-duplicates (clip-retrieval's)
 COUNT_CHUNK = 262_144  # rows scored at a time when counting over all vectors: bounded memory
+SCORE_CHUNK = 16_384  # rows gathered at a time to score a set of rows: bounded memory
 
 
 def normalize(vectors):
@@ -54,18 +55,19 @@ def brute_force(vectors, query, k):
     return scores[rows], rows
 
 
-def exact_scores(vectors, rows, query):
+def exact_scores(vectors, rows, query, chunk=SCORE_CHUNK):
     """``vectors[rows] @ query`` in float32, in the order of ``rows``.
 
     The rows are read in ascending order, which a memory-mapped file serves
-    far better than a random order.
+    far better than a random order, and ``chunk`` rows at a time, so that a
+    filter matching most of a large collection copies no more than that.
     """
     rows = np.asarray(rows, dtype=np.int64)
-    if len(rows) == 0:
-        return np.zeros(0, np.float32)
-    order = np.argsort(rows)
     scores = np.empty(len(rows), np.float32)
-    scores[order] = np.asarray(vectors[rows[order]] @ query, dtype=np.float32)
+    order = np.argsort(rows, kind="stable")
+    for start in range(0, len(rows), chunk):
+        part = order[start:start + chunk]
+        scores[part] = np.asarray(vectors[rows[part]] @ query, dtype=np.float32)
     return scores
 
 

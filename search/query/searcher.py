@@ -20,6 +20,9 @@ from .filters import Filters
 from .terms import QueryKind, QueryTerm
 
 
+EXACT_SUBSET_MAX = 32_768  # filtered images scored exactly; more are searched through the index
+
+
 def excluded_ids(terms):
     """A query of one image id ("more like this") leaves that image out of its results."""
     return (int(terms[0].value),) if len(terms) == 1 and terms[0].kind is QueryKind.ID else ()
@@ -132,17 +135,24 @@ class Searcher:
         bundle = self.bundle
         need = offset + k + len(exclude)
         subset = filters.matching_ids(bundle.metadata)
-        if subset is not None:  # the filtered images, all scored exactly
-            rows = bundle.rows_of(subset) if subset else np.zeros(0, np.int64)
+        found = None
+        if subset is None:  # the index's candidates
+            found = self.search_index(query[None, :], ann.candidate_count(bundle.index, need))[1][0]
+            total = bundle.count
+        elif len(subset) > EXACT_SUBSET_MAX and min_score is None and ann.supports_selector(bundle.index):
+            found = self._selected(query, need, subset)
+            total = len(subset)
+        if found is not None:  # re-scored exactly, whatever the index
+            ids = found[found >= 0]  # -1: the index had fewer
+            ids, scores = ranking.rank(ids, ranking.exact_scores(bundle.vectors, bundle.rows_of(ids), query))
+            if min_score is not None:
+                total = ranking.count_at_least(bundle.vectors, query, min_score)
+        else:  # the filtered images, all scored exactly
+            rows = bundle.rows_of(subset)
             all_scores = ranking.exact_scores(bundle.vectors, rows, query)
             best = ranking.top_k(all_scores, need)
             ids, scores = bundle.ids[rows[best]], all_scores[best]
             total = len(rows) if min_score is None else int(np.sum(all_scores >= min_score))
-        else:  # the index's candidates, re-scored exactly whatever the index
-            _, found = self.search_index(query[None, :], ann.candidate_count(bundle.index, need))
-            ids = found[0][found[0] >= 0]  # -1: the index had fewer
-            ids, scores = ranking.rank(ids, ranking.exact_scores(bundle.vectors, bundle.rows_of(ids), query))
-            total = bundle.count if min_score is None else ranking.count_at_least(bundle.vectors, query, min_score)
         ids, scores = ranking.select(ids, scores, offset, k, min_score, exclude)
         if exclude:  # the excluded ids no longer count among the matches
             excluded = np.array(sorted(exclude), dtype=np.int64)
@@ -152,6 +162,21 @@ class Searcher:
                 matching &= np.isin(excluded, subset)
             total -= int(matching.sum())
         return ids, scores, total
+
+    def _selected(self, query, need, subset):
+        """Candidates among a large ``subset`` from the index itself, or None where it found too few.
+
+        Scoring every image of a filter that keeps most of a large collection
+        would read most of its vectors; the index, told which ids may come
+        back, scans proportionally more lists instead. Where it still finds
+        fewer than the page needs (a filter that misses the lists scanned),
+        the caller scores the subset exactly.
+        """
+        index = self.bundle.index
+        selector = ann.id_selector(subset)
+        fraction = len(subset) / max(1, self.bundle.count)
+        found = ann.search(index, query[None, :], ann.candidate_count(index, need), selector, fraction)[1][0]
+        return found if np.sum(found >= 0) >= min(need, len(subset)) else None
 
     def _results(self, ids, scores):
         records = self.bundle.metadata.get_many(ids)
