@@ -1,4 +1,4 @@
-"""Finding the photos under a folder: the first stage of the pipeline."""
+"""Finding the photos under a folder: the first stage of the build."""
 
 import os
 import stat
