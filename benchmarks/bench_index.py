@@ -152,18 +152,20 @@ def worker_seconds_per_image(encoder, paths):
     """CPU seconds a decode worker spends on one photo: read, hash, decode small, preprocess (1 thread)."""
     import torch
 
-    from indexer.decode import decode_file, init_worker
-    from indexer.walk import PhotoFile
+    from indexer.executors.decoding import read_and_decode
+    from indexer.stages.decode import Decoder
+    from indexer.stages.walk import PhotoFile
     from search.encoding.images import DEFAULT_MAX_PIXELS
 
     threads = torch.get_num_threads()
-    init_worker(encoder.preprocess, DEFAULT_MAX_PIXELS, encoder.image_size, threads=1, in_pool=False)
+    torch.set_num_threads(1)
+    decoder = Decoder(encoder.preprocess, DEFAULT_MAX_PIXELS, encoder.image_size)
     try:
         photos = [PhotoFile(p, os.path.basename(p), 0, 0) for p in paths]
-        decode_file(photos[0])  # warm-up
+        read_and_decode(decoder, photos[:1])  # warm-up
         start = time.process_time()
         for photo in photos:
-            decode_file(photo)
+            read_and_decode(decoder, [photo])
         return (time.process_time() - start) / len(photos)
     finally:
         torch.set_num_threads(threads)

@@ -1,7 +1,8 @@
-"""The build pipeline and its CLI: ``python -m indexer build PHOTOS``."""
+"""The build and its CLI: ``python -m indexer build PHOTOS``."""
 
+from .build import BuildSummary, build
 from .config import BuildConfig
 from .errors import BuildError
-from .pipeline import BuildSummary, build
+from .stages import Stages
 
-__all__ = ["BuildConfig", "BuildError", "BuildSummary", "build"]
+__all__ = ["BuildConfig", "BuildError", "BuildSummary", "Stages", "build"]

@@ -1,6 +1,6 @@
 """Embeddings of a build in progress, saved in chunks so a re-run can resume.
 
-Each chunk is written to a temp name and moved into place, so a kill leaves
+Each chunk is written atomically (``search.store.atomic``), so a kill leaves
 either a whole chunk or none. Several builder processes (one per GPU) write
 into the same folder at once: every writer names its chunks with its own
 random prefix, and every chunk records the model that made it, so nothing has
@@ -17,6 +17,7 @@ import zipfile
 import numpy as np
 
 from search.encoding.fingerprint import ModelFingerprint
+from search.store.atomic import atomic_file
 
 FOLDER = "checkpoint"
 
@@ -64,14 +65,9 @@ class Checkpoint:
             return
         os.makedirs(self.dir, exist_ok=True)
         shas, vectors = zip(*self._pending)
-        path = os.path.join(self.dir, f"{self._prefix}{self._chunks:06d}.npz")
-        tmp = path + ".tmp"
-        with open(tmp, "wb") as f:
+        with atomic_file(os.path.join(self.dir, f"{self._prefix}{self._chunks:06d}.npz")) as f:
             np.savez(f, sha256=np.array(shas), vectors=np.stack(vectors),
                      model=np.array(json.dumps(fingerprint.to_dict())))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
         self._chunks += 1
         self._pending = []
 

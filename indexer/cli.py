@@ -1,17 +1,17 @@
-"""Command line: ``python -m indexer build|info|models``. A thin adapter over the pipeline."""
+"""Command line: ``python -m indexer build|info|models``. A thin adapter over the build."""
 
 import argparse
 import json
 import sys
 
-from search.store.bundle import Bundle
+from search.encoding.fingerprint import DEFAULT_MODEL, DEFAULT_PRETRAINED
 from search.encoding.images import DEFAULT_MAX_PIXELS
 from search.errors import SearchError
-from search.encoding.fingerprint import DEFAULT_MODEL, DEFAULT_PRETRAINED
 from search.runtime import configure_process
+from search.store.bundle import Bundle
 
+from .build import build
 from .config import BuildConfig, add_arguments, config_from_args
-from .pipeline import build
 
 
 def make_parser():

@@ -11,7 +11,8 @@ import open_clip
 import pytest
 import torch
 
-from indexer import BuildConfig, build, pipeline
+from indexer import BuildConfig, Stages, build
+from indexer.stages.embed import Embedder
 from search.encoding.encoder import load_encoder
 
 TINY_MODEL = "tiny-test"
@@ -61,39 +62,32 @@ def vit_b_32(tmp_path_factory):
 
 @pytest.fixture
 def make_config(tiny_config_file, tiny_checkpoint, tmp_path):
-    """``make_config(photos, **settings)()`` builds ``photos`` into ``tmp_path/index`` with the tiny model."""
-    def make(photos, **overrides):
+    """``make_config(photos, **settings)()`` builds ``photos`` into ``tmp_path/index`` with the tiny model;
+    ``stages=Stages(...)`` builds with parts replaced."""
+    def make(photos, stages=Stages(), **overrides):
         settings = dict(photos=str(photos), index=str(tmp_path / "index"), model=TINY_MODEL,
                         model_config=str(tiny_config_file), pretrained=str(tiny_checkpoint), workers=0,
                         batch_size=8, progress=False)
         settings.update(overrides)
         progress = settings.pop("progress")
-        return lambda: build(BuildConfig(**settings), progress=progress)
+        return lambda: build(BuildConfig(**settings), progress=progress, stages=stages)
     return make
 
 
 @pytest.fixture
-def interrupt_build(make_config, monkeypatch):
+def interrupt_build(make_config):
     """``interrupt_build(photos)``: a one-process build of ``photos`` stopped by Ctrl-C at its third batch
     of 8, after two checkpoints of 8 embeddings each."""
+    class StoppedAtThirdBatch(Embedder):
+        batches = 0
+
+        def embed(self, inputs):
+            self.batches += 1
+            if self.batches == 3:
+                raise KeyboardInterrupt  # as if the user pressed Ctrl-C
+            return super().embed(inputs)
+
     def run(photos):
-        real_load = pipeline._Build._load_encoder
-
-        def load_encoder_that_dies_on_third_batch(self):
-            encoder = real_load(self)
-            real_encode, calls = encoder.encode_images, []
-
-            def encode(batch):
-                calls.append(1)
-                if len(calls) == 3:
-                    raise KeyboardInterrupt  # as if the user pressed Ctrl-C
-                return real_encode(batch)
-
-            encoder.encode_images = encode
-            return encoder
-
-        with monkeypatch.context() as patched:
-            patched.setattr(pipeline._Build, "_load_encoder", load_encoder_that_dies_on_third_batch)
-            with pytest.raises(KeyboardInterrupt):
-                make_config(photos, checkpoint_every=8)()
+        with pytest.raises(KeyboardInterrupt):
+            make_config(photos, checkpoint_every=8, stages=Stages(embedder=StoppedAtThirdBatch))()
     return run

@@ -9,8 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from indexer import BuildError, decode, pipeline
+from indexer import BuildError, Stages
 from indexer.checkpoint import Checkpoint
+from indexer.executors import workers
+from indexer.stages import read
 from search.store.bundle import Bundle
 from search.errors import BundleLockedError, ModelMismatchError
 from search.query.searcher import Searcher
@@ -36,12 +38,11 @@ def test_mixed_folder_every_valid_image_once_every_broken_one_reported(tmp_path,
     assert len(set(r.sha256 for r in bundle.metadata.all())) == len(good)
 
 
-def test_second_run_embeds_nothing_and_loads_no_model(tmp_path, make_config, monkeypatch):
+def test_second_run_embeds_nothing_and_loads_no_model(tmp_path, make_config):
     photos = tmp_path / "photos"
     make_photo_tree(photos, 12)
     make_config(photos)()
-    monkeypatch.setattr(pipeline._Build, "_load_encoder", lambda self: pytest.fail("model loaded"))
-    summary = make_config(photos)()
+    summary = make_config(photos, stages=Stages(load_encoder=lambda choice: pytest.fail("model loaded")))()
     assert (summary.unchanged, summary.embedded, summary.added, summary.removed) == (12, 0, 0, 0)
 
 
@@ -98,7 +99,7 @@ def test_workers_that_never_get_the_cpu_cannot_stall_the_build(tmp_path, make_co
     photos = tmp_path / "photos"
     make_photo_tree(photos, 40)
     make_config(photos, index=str(tmp_path / "inline"))()
-    monkeypatch.setattr(decode, "_lowest_priority", lambda: time.sleep(3600))  # in the forked workers
+    monkeypatch.setattr(workers, "lowest_priority", lambda: time.sleep(3600))  # in the forked workers
     summary = make_config(photos, index=str(tmp_path / "starved"), workers=2)()
     assert summary.embedded == 40 and "wait_for_decode" not in summary.stages and summary.stages["decode"] > 0
     a, b = Bundle.open(tmp_path / "inline"), Bundle.open(tmp_path / "starved")
@@ -108,7 +109,7 @@ def test_workers_that_never_get_the_cpu_cannot_stall_the_build(tmp_path, make_co
 
 def test_decode_chunks_are_taken_once():
     claims = multiprocessing.get_context("fork").Array("b", 3)
-    assert [decode.claim(claims, n) for n in (0, 2, 0, 2, 1)] == [True, True, False, False, True]
+    assert [workers.claim(claims, n) for n in (0, 2, 0, 2, 1)] == [True, True, False, False, True]
 
 
 def test_unreadable_and_vanishing_files_are_skipped(tmp_path, make_config, monkeypatch):
@@ -123,7 +124,7 @@ def test_unreadable_and_vanishing_files_are_skipped(tmp_path, make_config, monke
             raise FileNotFoundError(2, "No such file")
         return real_open(path, *args, **kwargs)
 
-    monkeypatch.setattr(decode, "open", flaky_open, raising=False)
+    monkeypatch.setattr(read, "open", flaky_open, raising=False)
     summary = make_config(photos)()
     reasons = {s["path"]: s["reason"] for s in summary.skipped}
     assert reasons[str(paths[0].relative_to(photos))].startswith("unreadable")
@@ -141,7 +142,7 @@ def test_interrupted_build_resumes_without_re_embedding(tmp_path, make_config, i
     assert not os.path.exists(Checkpoint(str(tmp_path / "index")).dir)
 
 
-def test_failed_write_keeps_the_previous_bundle(tmp_path, make_config, monkeypatch):
+def test_failed_write_keeps_the_previous_bundle_and_the_new_embeddings(tmp_path, make_config):
     photos = tmp_path / "photos"
     make_photo_tree(photos, 8)
     make_config(photos)()
@@ -150,10 +151,11 @@ def test_failed_write_keeps_the_previous_bundle(tmp_path, make_config, monkeypat
     def disk_full(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(pipeline, "commit", disk_full)
     with pytest.raises(BuildError, match="No space left on device; the previous index at .* is unchanged"):
-        make_config(photos)()
+        make_config(photos, stages=Stages(write=disk_full))()
     assert Bundle.open(tmp_path / "index").count == 8
+    summary = make_config(photos)()  # the checkpoint kept the new photo's embedding
+    assert (summary.added, summary.embedded, summary.reused, summary.indexed) == (1, 0, 1, 9)
 
 
 def test_other_model_on_existing_bundle_is_refused(tmp_path, make_config):
@@ -220,3 +222,19 @@ def test_decoding_on_the_device_gives_the_same_bundle(tmp_path, make_config, wor
     assert a.metadata.all() == b.metadata.all()
     assert np.min(np.sum(a.vectors * b.vectors, axis=1)) >= 0.99
 
+
+
+def test_records_carry_the_identity_of_each_file_indexed(tmp_path, make_config):
+    paths = make_photo_tree(tmp_path / "photos", 3)
+    make_config(tmp_path / "photos")()
+    bundle = Bundle.open(tmp_path / "index", use_gpu=False)
+    for r in bundle.metadata.all():
+        st = os.stat(tmp_path / "photos" / r.path)
+        assert (r.dev, r.ino, r.ctime_ns) == (st.st_dev, st.st_ino, st.st_ctime_ns)
+    # a copy put in place of a photo, with the same size and mtime: read again, found to be the same photo
+    shutil.copy2(paths[0], str(paths[0]) + ".tmp")
+    os.replace(str(paths[0]) + ".tmp", paths[0])
+    summary = make_config(tmp_path / "photos")()
+    assert (summary.unchanged, summary.embedded, summary.reused) == (3, 0, 1)
+    record = {r.path: r for r in Bundle.open(tmp_path / "index", use_gpu=False).metadata.all()}["album0/img0000.jpg"]
+    assert record.ino == os.stat(paths[0]).st_ino

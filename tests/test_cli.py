@@ -1,4 +1,4 @@
-"""The CLI in a subprocess, as a user runs it."""
+"""The CLI: in this process through ``main(argv)``, and as a user runs it (a normal build, the offline message)."""
 
 import json
 import os
@@ -9,6 +9,7 @@ import open_clip
 import pytest
 import torch
 
+from indexer.cli import main
 from tests.photos import make_photo_tree, save_image
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -37,18 +38,18 @@ def test_build_json_then_info_json(tmp_path, model_args):
     assert info["count"] == 6 and info["model"] == "tiny-test" and info["bytes"] > 0 and info["updated_at"]
 
 
-def test_human_output_lists_skipped_files(tmp_path, model_args):
+def test_human_output_lists_skipped_files(tmp_path, model_args, capsys):
     photos = tmp_path / "photos"
     make_photo_tree(photos, 2)
     (photos / "empty.png").write_bytes(b"")
-    out = run("build", photos, *model_args)
-    assert out.returncode == 0, out.stderr
-    assert "indexed 2 images" in out.stdout and "skipped empty.png: empty" in out.stdout
+    assert main(["build", str(photos), *model_args]) == 0
+    out = capsys.readouterr().out
+    assert "indexed 2 images" in out and "skipped empty.png: empty" in out
 
 
 @pytest.mark.parametrize("case", ["missing_folder", "bad_batch_size", "bad_memory", "unknown_model", "no_bundle",
-                                  "gpus_on_cpu", "more_gpus_than_torch_sees"])
-def test_fatal_problems_are_one_line_and_non_zero(tmp_path, case):
+                                  "gpus_on_cpu", "more_gpus_than_torch_sees", "unreadable_model_config"])
+def test_fatal_problems_are_one_line_and_non_zero(tmp_path, case, capsys):
     photos = tmp_path / "photos"
     make_photo_tree(photos, 1)
     args = {
@@ -59,10 +60,13 @@ def test_fatal_problems_are_one_line_and_non_zero(tmp_path, case):
         "no_bundle": ("info", tmp_path / "nothing"),
         "gpus_on_cpu": ("build", photos, "--device", "cpu", "--gpus", "2"),
         "more_gpus_than_torch_sees": ("build", photos, "--gpus", str(torch.cuda.device_count() + 1)),
+        "unreadable_model_config": ("build", photos, "--model-config", tmp_path / "missing.json"),
     }[case]
-    out = run(*args)
-    assert out.returncode == 1
-    assert out.stderr.startswith("error: ") and out.stderr.count("\n") == 1 and "Traceback" not in out.stderr
+    assert main([str(a) for a in args]) == 1
+    captured = capsys.readouterr()
+    assert captured.err.startswith("error: ") and captured.err.count("\n") == 1, captured.err
+    assert "Traceback" not in captured.err and captured.out == ""
+    assert not (photos / ".photoindex" / "manifest.json").exists()
 
 
 def test_default_model_offline_gives_instructions_not_a_traceback(tmp_path):
@@ -75,14 +79,15 @@ def test_default_model_offline_gives_instructions_not_a_traceback(tmp_path):
     assert not (photos / ".photoindex" / "manifest.json").exists()
 
 
-def test_models_lists_the_default():
-    out = run("models")
-    assert out.returncode == 0 and "ViT-B-32" in out.stdout and "(default)" in out.stdout
+def test_models_lists_the_default(capsys):
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    assert "ViT-B-32" in out and "(default)" in out
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(600)  # ViT-B-32 or killed builder processes: past the default limit on a busy machine
-def test_real_architecture_checkpoint_through_pretrained_path(tmp_path):
+def test_real_architecture_checkpoint_through_pretrained_path(tmp_path, capsys):
     """A seeded random-init ViT-B-32, saved to a file and indexed via --pretrained PATH."""
     torch.manual_seed(0)
     checkpoint = tmp_path / "vit-b-32.pt"
@@ -90,9 +95,10 @@ def test_real_architecture_checkpoint_through_pretrained_path(tmp_path):
     photos = tmp_path / "photos"
     for i in range(8):
         save_image(photos / f"p{i}.jpg", i, size=(1600, 1200), quality=90)
-    out = run("build", photos, "--model", "ViT-B-32", "--pretrained", checkpoint, "--json", "--batch-size", "8")
-    assert out.returncode == 0, out.stderr
-    summary = json.loads(out.stdout)
+    args = ["build", str(photos), "--model", "ViT-B-32", "--pretrained", str(checkpoint), "--json", "--batch-size", "8"]
+    assert main(args) == 0
+    summary = json.loads(capsys.readouterr().out)
     assert summary["embedded"] == 8 and summary["model"]["name"] == "ViT-B-32"
-    info = json.loads(run("info", photos / ".photoindex", "--json").stdout)
+    assert main(["info", str(photos / ".photoindex"), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
     assert info["dim"] == 512 and info["count"] == 8

@@ -72,7 +72,7 @@ def _build(args):
 @pytest.fixture(scope="module")
 def forkserver():
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["indexer.cli", "indexer.pipeline", "search.encoding.encoder"])
+    context.set_forkserver_preload(["indexer.cli", "indexer.build", "search.encoding.encoder"])
     return context
 
 

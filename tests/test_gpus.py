@@ -1,4 +1,4 @@
-"""One builder process per GPU (``indexer.gpus``), run here as several processes on the CPU.
+"""One builder process per GPU (``indexer.executors.gpus``), run here as several processes on the CPU.
 
 The parent's choice of devices is the only thing replaced: the processes are
 spawned, load the model, read, decode and embed their share, and write the
@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 import torch
 
-from indexer import BuildConfig, BuildError, gpus
+from indexer import BuildConfig, BuildError
 from indexer.checkpoint import Checkpoint
+from indexer.executors import gpus
 from search.store.bundle import Bundle
 from search.errors import InvalidArgumentError, SearchError
 from search.encoding.fingerprint import ModelFingerprint
@@ -113,16 +114,15 @@ def test_an_error_in_one_process_stops_the_build(tmp_path, make_config, two_proc
     assert not os.path.exists(tmp_path / "index" / "manifest.json")
 
 
-def die_or_wait(config, device, number, files, progress):
+def die_or_wait(device, number, count, files):
     if number == 1:
         os._exit(3)
     time.sleep(60)
 
 
 @pytest.mark.slow  # spawns processes that import torch
-def test_a_process_that_dies_stops_the_others(tmp_path):
-    config = BuildConfig(photos=str(tmp_path), workers=0)
+def test_a_process_that_dies_stops_the_others():
     start = time.perf_counter()
     with pytest.raises(BuildError, match=r"the builder process for cpu:1 died \(exit code 3\); run the same command"):
-        gpus.run_shards(die_or_wait, config, ["cpu:0", "cpu:1"], [], False)
+        gpus.run_shards(die_or_wait, ["cpu:0", "cpu:1"], [])
     assert time.perf_counter() - start < 30  # the other process was stopped, not waited for

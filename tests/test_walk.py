@@ -1,6 +1,6 @@
 import os
 
-from indexer.walk import walk_photos
+from indexer.stages.walk import walk_photos
 from tests.photos import save_image
 
 

@@ -6,31 +6,44 @@ never embedded twice), an unknown one is embedded.
 """
 
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from search.store.metadata import ImageRecord
 
 
 @dataclass
 class Plan:
-    unchanged: list  # ImageRecord, stat-equal to the file found: kept as they are
-    to_read: list  # PhotoFile, new or with another size or mtime
+    unchanged: list  # ImageRecord, stat-equal to the file found: kept, with the file's identity as found
+    to_read: list  # PhotoFile, new, with another size or mtime, or another file in the same place
     gone: list  # ImageRecord whose path was not found
+    refreshed: int = 0  # unchanged records whose identity (device, inode, ctime) was updated
+
+    @property
+    def changes_nothing(self):
+        return not (self.to_read or self.gone or self.refreshed)
 
 
 def plan_changes(files, previous):
     """Split ``files`` (PhotoFile) against ``previous`` records."""
     by_path = {r.path: r for r in previous}
-    unchanged, to_read, seen = [], [], set()
+    unchanged, to_read, seen, refreshed = [], [], set(), 0
     for f in files:
         seen.add(f.rel)
         old = by_path.get(f.rel)
-        if old is not None and old.size == f.size and old.mtime_ns == f.mtime_ns:
-            unchanged.append(old)
-        else:
+        # another inode at the same path, size and mtime is another file (a copy, a swap): read it again;
+        # records of bundles that predate file identity (ino None) are kept and get one
+        same_file = old is not None and old.size == f.size and old.mtime_ns == f.mtime_ns and (
+            old.ino is None or (old.dev, old.ino) == (f.dev, f.ino))
+        if not same_file:
             to_read.append(f)
+            continue
+        identity = (f.dev, f.ino, f.ctime_ns)
+        if (old.dev, old.ino, old.ctime_ns) != identity and f.ino is not None:
+            old = replace(old, dev=f.dev, ino=f.ino, ctime_ns=f.ctime_ns)
+            refreshed += 1
+        unchanged.append(old)
     gone = [r for r in previous if r.path not in seen]
-    return Plan(unchanged, to_read, gone)
+    return Plan(unchanged, to_read, gone, refreshed)
 
 
 @dataclass
@@ -64,7 +77,8 @@ def assemble(plan, read, previous, next_id):
             image_id, next_id = next_id, next_id + 1
             counts["added"] += 1
         records.append(ImageRecord(image_id, photo.rel, photo.size, photo.mtime_ns, sha,
-                                   info.width, info.height, info.taken_at, info.camera))
+                                   info.width, info.height, info.taken_at, info.camera,
+                                   photo.dev, photo.ino, photo.ctime_ns))
     kept = {r.id for r in records}
     counts["removed"] = sum(1 for r in previous if r.id not in kept)
     records.sort(key=lambda r: r.id)

@@ -1,4 +1,4 @@
-"""Finding the photos under a folder: the first stage of the pipeline."""
+"""Finding the photos under a folder: the first stage of the build."""
 
 import os
 import stat
@@ -13,6 +13,9 @@ class PhotoFile:
     rel: str  # relative to the photo root, '/' separated: the key in the bundle
     size: int
     mtime_ns: int
+    dev: int | None = None  # the file's identity, recorded so that serving can tell it is still this file
+    ino: int | None = None
+    ctime_ns: int | None = None
 
 
 def walk_photos(root, exclude=(), include_hidden=False):
@@ -49,6 +52,6 @@ def walk_photos(root, exclude=(), include_hidden=False):
             if stat.S_ISDIR(st.st_mode):
                 yield from visit(entry.path, rel)
             elif stat.S_ISREG(st.st_mode) and is_image_path(entry.name):
-                yield PhotoFile(entry.path, rel, st.st_size, st.st_mtime_ns)
+                yield PhotoFile(entry.path, rel, st.st_size, st.st_mtime_ns, st.st_dev, st.st_ino, st.st_ctime_ns)
 
     yield from visit(root, "")
