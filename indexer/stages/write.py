@@ -25,9 +25,16 @@ def write_bundle(index, root, records, vectors, fingerprint, previous=None, prev
     for row, r in enumerate(previous_records):
         old_rows.setdefault(r.sha256, row)
     out = np.empty((len(records), fingerprint.dim), np.float32)
+    kept, kept_rows = [], []  # the rest come from the previous bundle, read in one call
     for i, r in enumerate(records):
         vector = vectors.get(r.sha256)
-        out[i] = vector if vector is not None else previous.vectors[old_rows[r.sha256]]
+        if vector is not None:
+            out[i] = vector
+        else:
+            kept.append(i)
+            kept_rows.append(old_rows[r.sha256])
+    if kept:
+        out[kept] = previous.vectors[np.asarray(kept_rows, dtype=np.int64)]
     if previous is not None:
         manifest = previous.manifest
     else:

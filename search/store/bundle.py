@@ -16,6 +16,7 @@ from ..errors import BundleError, SearchError, UnknownIdError
 from ..index import ann
 from .manifest import read_manifest
 from .metadata import MetadataReader
+from .vectors import open_vectors
 
 VECTORS_FILE = "vectors.npy"
 IDS_FILE = "ids.npy"
@@ -60,21 +61,24 @@ class Bundle:
         self.metadata = metadata
 
     @classmethod
-    def open(cls, path, use_gpu="auto", gpu_device="cuda"):
+    def open(cls, path, use_gpu="auto", gpu_device="cuda", vectors="auto"):
         """Open the bundle at ``path`` read-only.
 
         ``use_gpu`` (True, False or ``"auto"``: when there is a GPU) and
         ``gpu_device`` choose where searches run; see ``ann.load_index``.
+        ``vectors``: read the stored vectors into memory or from their file
+        as rows are needed (``"auto"``: by their size; see ``search.store.vectors``).
         """
         path = os.path.abspath(path)
         # A writer may retire a generation between reading the manifest and
         # opening its files; the next manifest then names a newer one.
+        vectors_mode = vectors
         for attempt in range(3):
             manifest = read_manifest(path)
             gen = os.path.join(path, manifest.generation_dir)
             try:
                 ids = np.load(os.path.join(gen, IDS_FILE))
-                vectors = np.load(os.path.join(gen, VECTORS_FILE), mmap_mode="r")
+                vectors = open_vectors(os.path.join(gen, VECTORS_FILE), vectors_mode)
                 if len(ids) != manifest.count or vectors.shape != (manifest.count, manifest.dim):
                     raise BundleError(f"bundle {path} is inconsistent: manifest and vectors disagree; rebuild it")
                 index = ann.load_index(os.path.join(gen, ann.INDEX_FILE), use_gpu=use_gpu,
