@@ -1,12 +1,15 @@
-"""Command line: ``python -m indexer build|info|models``. A thin adapter over the build."""
+"""Command line: ``python -m indexer build|info|models|duplicates``. A thin adapter over the build."""
 
 import argparse
 import json
 import sys
 
+from tqdm import tqdm
+
 from search.encoding.fingerprint import DEFAULT_MODEL, DEFAULT_PRETRAINED
 from search.encoding.images import DEFAULT_MAX_PIXELS
 from search.errors import SearchError
+from search.quality.duplicates import DEFAULT_THRESHOLD, check_threshold, find_duplicates
 from search.runtime import configure_process
 from search.store.bundle import Bundle
 
@@ -24,6 +27,11 @@ def make_parser():
     p.add_argument("index", help="bundle folder")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     sub.add_parser("models", help="list open_clip models and pretrained tags")
+    p = sub.add_parser("duplicates", help="list groups of exact and near-duplicate photos in an index bundle")
+    p.add_argument("--index", required=True, help="bundle folder")
+    p.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
+                   help=f"cosine at or above which two photos are near-duplicates (default {DEFAULT_THRESHOLD})")
+    p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     return parser
 
 
@@ -35,6 +43,8 @@ def main(argv=None):
             return cmd_build(args)
         if args.command == "info":
             return cmd_info(args)
+        if args.command == "duplicates":
+            return cmd_duplicates(args)
         return cmd_models()
     except SearchError as e:
         print(f"error: {e}", file=sys.stderr)
@@ -74,6 +84,25 @@ def cmd_info(args):
     else:
         for key, value in info.items():
             print(f"{key:>15}: {value}")
+    return 0
+
+
+def cmd_duplicates(args):
+    bundle = Bundle.open(args.index, use_gpu=False)
+    with tqdm(total=bundle.count, unit="img", desc="neighbours", disable=not sys.stderr.isatty(),
+              file=sys.stderr) as bar:
+        report = find_duplicates(bundle, check_threshold(args.threshold), progress=bar.update)
+    if args.json:
+        print(json.dumps(report.to_dict()))
+        return 0
+    spare = sum(len(g.records) - 1 for g in report.groups)
+    print(f"{len(report.groups)} groups of duplicates among {report.photos} photos "
+          f"(threshold {report.threshold}, {report.seconds:.1f} s): {spare} files could go")
+    for group in report.groups:
+        print(f"\n{group.kind}, {len(group.records)} files, cosine >= {group.similarity:.3f}:")
+        for i, r in enumerate(group.records):
+            pixels = f"{r.width}x{r.height}" if r.width else "?x?"
+            print(f"  {'keep' if i == 0 else '    '} {r.path}  ({pixels}, {r.size / 1e6:.1f} MB, {r.time_key[:10]})")
     return 0
 
 

@@ -53,3 +53,19 @@ def add_broken_files(root):
     (root / "broken" / "bomb.png").write_bytes(buf.getvalue())
     return {"broken/empty.jpg": "empty", "broken/text.png": "not_an_image",
             "broken/truncated.jpg": "corrupt", "broken/bomb.png": "too_many_pixels"}
+
+
+def make_scene(seed, size=(320, 240)):
+    """A distinct generated photo: a textured background with a few coloured discs and boxes."""
+    from PIL import ImageDraw, ImageFilter
+
+    rng = np.random.default_rng(seed)
+    w, h = size
+    noise = rng.normal(0, 25, (h, w, 3)) + rng.uniform(0, 255, 3)
+    img = Image.fromarray(np.clip(noise, 0, 255).astype(np.uint8), "RGB").filter(ImageFilter.GaussianBlur(2))
+    draw = ImageDraw.Draw(img)
+    for _ in range(int(rng.integers(4, 9))):
+        x, y, r = int(rng.integers(0, w)), int(rng.integers(0, h)), int(rng.integers(w // 30, w // 3))
+        shape = draw.ellipse if rng.integers(2) else draw.rectangle
+        shape((x - r, y - r, x + r, y + r), fill=tuple(int(c) for c in rng.integers(0, 256, 3)))
+    return img

@@ -25,7 +25,7 @@ MIN_EXAMPLES = 25  # Hypothesis stops early when an operation has few distinct i
 MODES = (schemathesis.GenerationMode.POSITIVE, schemathesis.GenerationMode.NEGATIVE)
 OPERATIONS = [  # all but GET /api/openapi.json, which schemathesis leaves out: it serves the document
     "GET /api/search", "POST /api/search", "GET /api/images/{id}", "GET /api/thumbnails/{id}", "GET /api/stats",
-    "GET /healthz", "GET /metrics", "POST /knn-service", "POST /metadata", "GET /indices-list",
+    "GET /healthz", "GET /metrics", "POST /knn-service", "POST /metadata", "GET /indices-list", "GET /api/duplicates",
 ]
 
 

@@ -12,6 +12,7 @@ from pydantic import TypeAdapter
 from pydantic.json_schema import models_json_schema
 
 from ..schema.clip import KnnRequest, MetadataRequest
+from ..schema.duplicates import DuplicatesQuery, DuplicatesResponse
 from ..schema.responses import Error, Health, KnnResult, MetadataItem, Result, SearchResponse, Stats
 from ..schema.search import SearchRequest, Term, TextQuery, UploadRequest
 from ..schema.types import ImageId, ServedSchema
@@ -21,7 +22,7 @@ bp = Blueprint("openapi", __name__)
 
 REF = "#/components/schemas/{model}"
 MODELS = (SearchRequest, Term, UploadRequest, KnnRequest, MetadataRequest,
-          Error, Result, SearchResponse, Stats, Health, KnnResult, MetadataItem)
+          Error, Result, SearchResponse, Stats, Health, KnnResult, MetadataItem, DuplicatesResponse)
 
 
 def _ref(model):
@@ -76,6 +77,11 @@ def paths(generator):
         "/api/thumbnails/{id}": {"get": {"operationId": "get_thumbnail", "summary": "A small JPEG",
                                          "parameters": id_param, "responses": {
                                              "200": {"description": "image/jpeg"}, **by_id}}},
+        "/api/duplicates": {"get": {"operationId": "get_duplicates", "summary": "Groups of duplicate photos",
+                                    "parameters": query_parameters(DuplicatesQuery, generator), "responses": {
+                                        "200": _json(_ref(DuplicatesResponse)),
+                                        "202": _json(_ref(DuplicatesResponse), "still being found: ask again"),
+                                        "400": ERROR, **UNAUTHORIZED}}},
         "/api/stats": {"get": {"operationId": "get_stats", "summary": "The index and model", "responses": {
             "200": _json(_ref(Stats)), **UNAUTHORIZED}}},
         "/api/openapi.json": {"get": {"operationId": "get_openapi", "summary": "This document", "responses": {

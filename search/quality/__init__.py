@@ -1,0 +1,1 @@
+"""Measuring and raising search quality on the user's own photos: evaluation, fine-tuning, duplicates."""
