@@ -1,13 +1,11 @@
 """Duplicate groups: planted copies found, distinct photos left alone, the same pairs as brute force."""
 
-import io
 import json
 import os
 import shutil
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from indexer.cli import main
 from search.errors import InvalidArgumentError
