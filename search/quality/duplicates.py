@@ -11,7 +11,7 @@ oldest (capture time, else mtime), then the lowest id.
 """
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -53,7 +53,6 @@ class DuplicateReport:
     threshold: float
     photos: int
     seconds: float = 0.0
-    stats: dict = field(default_factory=dict)
 
     def to_dict(self):
         return {"threshold": self.threshold, "photos": self.photos, "groups": [g.to_dict() for g in self.groups],
