@@ -81,7 +81,8 @@ def _run(config, progress, stages):
         previous = Bundle.open(config.index, use_gpu=False)
     fingerprint = previous.fingerprint if previous else None
     with times.timed("walk"):
-        files = list(walk_photos(config.photos, exclude=[config.index], include_hidden=config.include_hidden))
+        files = list(walk_photos(config.photos, exclude=[config.index], include_hidden=config.include_hidden,
+                                 follow_links=config.follow_links))
         old_records = previous.metadata.all() if previous else []
         plan = plan_changes(files, old_records)
     check_requested_model(config, fingerprint)

@@ -7,7 +7,7 @@ import os
 
 from search.errors import InvalidArgumentError
 from search.index.choice import parse_size
-from search.settings import DEVICE, MAX_PIXELS, MODEL, PRETRAINED, Setting, SettingsTable
+from search.settings import DEVICE, FOLLOW_LINKS, MAX_PIXELS, MODEL, PRETRAINED, Setting, SettingsTable
 
 DEFAULT_INDEX_DIR = ".photoindex"  # inside the photo folder unless --index says otherwise
 DECODERS = ("auto", "workers", "device")
@@ -45,6 +45,7 @@ SETTINGS = SettingsTable(
             "that IVF-PQ tuned to recall@10 ≥ 0.95", metavar="SIZE", check=parse_size,
             shown_default="128 bytes per vector"),
     Setting("include_hidden", False, "also index hidden files and folders", kind=bool),
+    FOLLOW_LINKS,
     Setting("checkpoint_every", 512, "save embeddings for resuming after this many images", kind=int, low=1,
             metavar="N"),
 )

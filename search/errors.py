@@ -38,10 +38,13 @@ class ModelMismatchError(SearchError):
 
 
 class BundleError(SearchError):
-    """A bundle folder is missing, incomplete or of an unknown format."""
+    """A bundle folder is missing, incomplete or of an unknown format.
+
+    In a request, the index cannot answer it for now: a 503, not a 500.
+    """
 
     code = "bundle_error"
-    status = 500
+    status = 503
 
 
 class BundleLockedError(BundleError):

@@ -236,3 +236,6 @@ DEVICE = Setting(
 MAX_PIXELS = Setting(
     "max_pixels", DEFAULT_MAX_PIXELS, "larger images are refused as decompression bombs (the indexer skips them, "
     "the service answers 413 from the header alone)", kind=int, low=1, high=1 << 40, metavar="N")
+FOLLOW_LINKS = Setting(
+    "follow_links", False, "follow symlinked folders that point outside the photo folder (by default only links "
+    "whose target stays inside it are followed); the indexer and the service must agree", kind=bool)

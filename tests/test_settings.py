@@ -31,7 +31,7 @@ def test_the_readme_s_option_table_is_the_settings_table(command):
 
 
 def test_shared_settings_are_declared_once():
-    for shared in (settings.MODEL, settings.PRETRAINED, settings.DEVICE, settings.MAX_PIXELS):
+    for shared in (settings.MODEL, settings.PRETRAINED, settings.DEVICE, settings.MAX_PIXELS, settings.FOLLOW_LINKS):
         assert build_config.SETTINGS.by_name[shared.name] is shared
         assert serve_config.SETTINGS.by_name[shared.name] is shared
     assert settings.DEVICE.choices == DEVICES
@@ -43,7 +43,7 @@ def test_build_config_keeps_its_fields_and_defaults(tmp_path):
         "photos": str(tmp_path), "index": str(tmp_path / ".photoindex"), "model": None, "pretrained": None,
         "model_config": None, "device": "auto", "gpus": None, "decode": "auto", "batch_size": None,
         "workers": build_config.default_workers(), "max_pixels": 100_000_000, "include_hidden": False,
-        "max_index_memory": None, "checkpoint_every": 512}
+        "max_index_memory": None, "checkpoint_every": 512, "follow_links": False}
     assert BuildConfig(photos=tmp_path, index=tmp_path / "i").index == str(tmp_path / "i")  # paths may be Paths
 
 
@@ -55,11 +55,13 @@ def test_flags_keep_their_names():
 
     assert flags(build_config.add_arguments) == {
         "--index", "--model", "--pretrained", "--model-config", "--device", "--gpus", "--decode", "--batch-size",
-        "--workers", "--max-pixels", "--max-index-memory", "--include-hidden", "--checkpoint-every"}
+        "--workers", "--max-pixels", "--max-index-memory", "--include-hidden", "--checkpoint-every",
+        "--follow-links"}
     assert flags(serve_config.add_arguments) == {
         "--index", "--host", "--port", "--token", "--model", "--pretrained", "--device", "--max-upload-bytes",
         "--max-pixels", "--thumbnail-size", "--index-name", "--allow-image-url", "--image-url-max-bytes",
-        "--image-url-timeout", "--cors-origin", "--reload-interval", "--no-warmup", "--text-cache-size"}
+        "--image-url-timeout", "--cors-origin", "--reload-interval", "--no-warmup", "--text-cache-size",
+        "--photos", "--follow-links"}
 
 
 def test_build_flags_become_the_config(tmp_path):

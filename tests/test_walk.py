@@ -48,3 +48,30 @@ def test_stat_recorded(tmp_path):
     (photo,) = walk_photos(tmp_path)
     st = path.stat()
     assert (photo.size, photo.mtime_ns, photo.path) == (st.st_size, st.st_mtime_ns, str(path))
+
+
+def test_linked_folders_are_followed_only_inside_the_root_unless_asked(tmp_path):
+    """The audit's case: a symlinked folder pointing out of the photo folder was indexed (and served)."""
+    root = tmp_path / "photos"
+    save_image(root / "real" / "a.jpg", 1)
+    save_image(tmp_path / "outside" / "secret.jpg", 2)
+    os.symlink(tmp_path / "outside", root / "out")
+    os.symlink(root / "real", root / "alias")  # inside: followed (and "real" is then not walked again)
+    assert rels(root) == ["alias/a.jpg"]
+    assert rels(root, follow_links=True) == ["alias/a.jpg", "out/secret.jpg"]
+
+
+def test_a_root_given_through_a_link_is_walked(tmp_path):
+    save_image(tmp_path / "photos" / "album" / "a.jpg", 1)
+    os.symlink(tmp_path / "photos", tmp_path / "link")
+    assert rels(tmp_path / "link") == ["album/a.jpg"]
+
+
+def test_symlinked_files_are_never_indexed(tmp_path):
+    # The service opens photos without following links, so a linked file could never be shown.
+    root = tmp_path / "photos"
+    save_image(root / "a.jpg", 1)
+    save_image(tmp_path / "outside.jpg", 2)
+    os.symlink(root / "a.jpg", root / "b.jpg")
+    os.symlink(tmp_path / "outside.jpg", root / "c.jpg")
+    assert rels(root) == rels(root, follow_links=True) == ["a.jpg"]

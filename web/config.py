@@ -8,7 +8,7 @@ a flag wins.
 import os
 
 from search.errors import InvalidArgumentError
-from search.settings import DEVICE, MAX_PIXELS, MODEL, PRETRAINED, Setting, SettingsTable
+from search.settings import DEVICE, FOLLOW_LINKS, MAX_PIXELS, MODEL, PRETRAINED, Setting, SettingsTable
 
 MiB = 1 << 20
 
@@ -22,6 +22,10 @@ def check_token(token):
 SETTINGS = SettingsTable(
     Setting("index", None, "index bundle folder to serve (from `python -m indexer build`)", required=True,
             metavar="DIR", path=True),
+    Setting("photos", None, "the photo folder whose files may be served: the index's photo folder must be inside "
+            "it (a bundle cannot name files elsewhere)", metavar="DIR", path=True,
+            shown_default="the index folder's parent"),
+    FOLLOW_LINKS,
     Setting("host", "127.0.0.1", "address to listen on; `0.0.0.0` exposes the service to the network",
             metavar="ADDRESS"),
     Setting("port", 8000, "port to listen on", kind=int, low=0, high=65535, metavar="N"),
@@ -61,6 +65,8 @@ class ServeConfig:
 
     def __post_init__(self):
         self.index = os.path.abspath(self.index)
+        if self.photos is not None:
+            self.photos = os.path.abspath(self.photos)
         if self.index_name is None:
             self.index_name = os.path.basename(self.index.rstrip(os.sep)).lstrip(".") or "photos"
 

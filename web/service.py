@@ -24,6 +24,7 @@ from .coalesce import CoalescedSearch
 from .texts import TextVectors
 
 log = logging.getLogger(__name__)
+RETRY_SECONDS = 10  # between attempts to open a bundle that failed to open
 
 
 def load_searcher(config):
@@ -62,6 +63,10 @@ class Service:
         self._manifest_stamp = _stamp(searcher.bundle.path)
         self._next_check = time.monotonic() + config.reload_interval
         self._reloading = threading.Lock()
+        self.problem = None  # why the newest generation on disk is not the one served, or None
+        # the folder the operator gave: no bundle names a file outside it
+        self.photos = os.path.realpath(config.photos or os.path.dirname(searcher.bundle.path))
+        self._check_photo_folder()
 
     @property
     def bundle(self):
@@ -70,6 +75,28 @@ class Service:
     @property
     def model_name(self):
         return self.searcher.encoder.fingerprint.name
+
+    def photo_folder(self, bundle):
+        """The real path of ``bundle``'s photo folder, or None when it is outside the served folder
+        (``--photos``, by default the bundle folder's parent)."""
+        root = os.path.realpath(bundle.root)
+        return root if os.path.commonpath([self.photos, root]) == self.photos else None
+
+    def _check_photo_folder(self):
+        if self.photo_folder(self.bundle) is None:
+            log.warning("the index's photo folder %s is outside %s, so no photo is served; to serve them, "
+                        "give --photos %s", self.bundle.root, self.photos, self.bundle.root)
+
+    def health(self):
+        """``(status, reason)``: ``ok``; ``degraded`` (still answering from the generation that is open, while
+        the bundle on disk is missing or damaged); ``unavailable`` when the open generation cannot answer."""
+        try:
+            self.bundle.check()
+        except SearchError as e:
+            return "unavailable", str(e)
+        if self.problem:
+            return "degraded", self.problem
+        return "ok", None
 
     def _serving(self, bundle, encoder):
         return Searcher(bundle, encoder, encode_texts=self.texts.encode_texts,
@@ -88,15 +115,21 @@ class Service:
             self._next_check = now + self.config.reload_interval
             stamp = _stamp(self.bundle.path)
             if stamp == self._manifest_stamp:
+                self.problem = None  # e.g. the bundle folder was moved back
                 return
             try:
                 self.searcher = self._serving(Bundle.open(self.bundle.path), self.searcher.encoder)
-            except SearchError as e:  # a different model, a damaged bundle: keep serving the old one
-                log.error("not switching to the rebuilt index: %s", e)
-            else:
-                log.info("index reloaded: generation %d, %d images", self.bundle.manifest.generation, self.bundle.count)
-                self.metrics.images.set(self.bundle.count)
-            self._manifest_stamp = stamp
+            except Exception as e:  # noqa: BLE001 - whatever is on disk, requests keep the open generation
+                self._next_check = now + max(self.config.reload_interval, RETRY_SECONDS)
+                problem = f"serving generation {self.bundle.manifest.generation}, opened before: {e}"
+                if problem != self.problem:  # logged once, retried (the copy may not be finished)
+                    log.error("not switching to the index on disk: %s", e, exc_info=not isinstance(e, SearchError))
+                self.problem = problem
+                return
+            log.info("index reloaded: generation %d, %d images", self.bundle.manifest.generation, self.bundle.count)
+            self.metrics.images.set(self.bundle.count)
+            self._manifest_stamp, self.problem = stamp, None
+            self._check_photo_folder()
         finally:
             self._reloading.release()
 

@@ -18,16 +18,23 @@ class PhotoFile:
     ctime_ns: int | None = None
 
 
-def walk_photos(root, exclude=(), include_hidden=False):
-    """Yield every image file under ``root``, sorted, following symlinks once.
+def walk_photos(root, exclude=(), include_hidden=False, follow_links=False):
+    """Yield every image file under ``root``, sorted.
 
     Folders in ``exclude`` (the bundle, a thumbnail cache) are never entered.
-    Symlinked folders are followed, but a folder already seen (by device and
-    inode) is not entered again, so link cycles end.
+    A symlinked folder is followed when its target is inside ``root`` (any
+    target with ``follow_links``); a folder already seen (by device and
+    inode) is not entered again, so link cycles end. A symlink to a file is
+    never indexed: the service opens photos without following links (its
+    target is indexed under its own name when it is inside ``root``).
     """
     root = os.path.abspath(root)
+    real_root = os.path.realpath(root)
     skip = {os.path.realpath(p) for p in exclude}
     seen = set()
+
+    def followed(entry):
+        return follow_links or os.path.commonpath([real_root, os.path.realpath(entry.path)]) == real_root
 
     def visit(folder, rel_folder):
         try:
@@ -47,11 +54,13 @@ def walk_photos(root, exclude=(), include_hidden=False):
             rel = f"{rel_folder}/{entry.name}" if rel_folder else entry.name
             try:
                 st = entry.stat()  # follows symlinks
+                link = entry.is_symlink()
             except OSError:
                 continue  # dangling link or vanished file
             if stat.S_ISDIR(st.st_mode):
-                yield from visit(entry.path, rel)
-            elif stat.S_ISREG(st.st_mode) and is_image_path(entry.name):
+                if not link or followed(entry):
+                    yield from visit(entry.path, rel)
+            elif stat.S_ISREG(st.st_mode) and not link and is_image_path(entry.name):
                 yield PhotoFile(entry.path, rel, st.st_size, st.st_mtime_ns, st.st_dev, st.st_ino, st.st_ctime_ns)
 
     yield from visit(root, "")

@@ -7,6 +7,7 @@ committed, and ``search.query.searcher`` for how a bundle is searched.
 """
 
 import os
+import sqlite3
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -16,7 +17,7 @@ from ..errors import BundleError, SearchError, UnknownIdError
 from ..index import ann
 from .manifest import read_manifest
 from .metadata import MetadataReader
-from .vectors import open_vectors
+from .vectors import VectorFile, open_vectors
 
 VECTORS_FILE = "vectors.npy"
 IDS_FILE = "ids.npy"
@@ -85,13 +86,15 @@ class Bundle:
                                        params=manifest.index_params.get("search"),
                                        stored=(ids, vectors), gpu_device=gpu_device)
                 metadata = MetadataReader(os.path.join(gen, METADATA_FILE))
+                if metadata.count() != manifest.count:
+                    raise BundleError(f"bundle {path} is inconsistent: manifest and metadata disagree; rebuild it")
             except FileNotFoundError:
                 if attempt == 2:
                     raise BundleError(f"bundle {path} names generation {manifest.generation_dir}, which is missing")
                 continue
             except SearchError:  # already says what is wrong (InvalidArgumentError is also a ValueError)
                 raise
-            except (OSError, ValueError, RuntimeError) as e:
+            except (OSError, ValueError, RuntimeError, sqlite3.Error) as e:
                 raise BundleError(f"bundle {path} is damaged: {e}; rebuild it with python -m indexer build") from e
             return cls(path, manifest, ids, vectors, index, metadata)
 
@@ -138,6 +141,16 @@ class Bundle:
 
     def abspath(self, image_id):
         return os.path.join(self.root, *self.record(image_id).path.split("/"))
+
+    def check(self):
+        """Raise :class:`BundleError` when this open generation can no longer answer queries.
+
+        Its files are held open, so moving or deleting the bundle does not
+        matter; a vectors file truncated in place, or a damaged database, does.
+        """
+        if isinstance(self.vectors, VectorFile):
+            self.vectors.check()
+        self.metadata.get_many([int(self.ids[0])] if len(self.ids) else [])
 
     def bytes_on_disk(self):
         total = 0

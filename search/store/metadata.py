@@ -12,13 +12,17 @@ and ``time_key`` (capture time, else the file's mtime). A format-1 database
 
 import json
 import os
+import queue
 import sqlite3
 import tempfile
-import threading
+from contextlib import contextmanager
 from dataclasses import astuple, dataclass, fields
 from datetime import datetime, timezone
 
+from ..errors import BundleError
+
 FORMAT = 2
+WAIT_SECONDS = 30  # for a pooled connection, when no new one can be opened
 SCHEMA = """
 CREATE TABLE images (
     id INTEGER PRIMARY KEY,
@@ -119,21 +123,50 @@ def write_metadata(path, records):
 
 
 class MetadataReader:
-    """Read-only access, one connection per thread."""
+    """Read-only access through a pool of connections, shared by threads.
+
+    The first connection is opened here and kept, so the generation stays
+    readable when its folder is moved away or deleted under a running server:
+    a new connection that cannot be opened waits for a pooled one instead.
+    A database that cannot be read is a :class:`BundleError`.
+    """
 
     def __init__(self, path):
         self._upgraded = None
         if _format(path) < FORMAT:
             path = self._upgraded = _upgrade(path)
         self.uri = f"file:{path}?mode=ro&immutable=1"
-        self._local = threading.local()
-        self._conn()  # fail now, not on the first query
+        self._idle = queue.SimpleQueue()
+        self._idle.put(self._open())  # fail now, not on the first query
 
-    def _conn(self):
-        con = getattr(self._local, "con", None)
-        if con is None:
-            con = self._local.con = sqlite3.connect(self.uri, uri=True, check_same_thread=False)
+    def _open(self):
+        con = sqlite3.connect(self.uri, uri=True, check_same_thread=False)
+        try:
+            con.execute("SELECT id FROM images LIMIT 1").fetchall()  # opens the file now
+        except BaseException:
+            con.close()
+            raise
         return con
+
+    @contextmanager
+    def _conn(self):
+        """A connection of the pool for the time of one query; a new one while all are busy."""
+        try:
+            con = self._idle.get_nowait()
+        except queue.Empty:
+            try:
+                con = self._open()
+            except sqlite3.Error:  # the file is gone: wait for a connection opened before
+                try:
+                    con = self._idle.get(timeout=WAIT_SECONDS)
+                except queue.Empty:
+                    raise BundleError(f"the metadata database {self.uri} can no longer be opened") from None
+        try:
+            yield con
+        except sqlite3.DatabaseError as e:  # overwritten in place, damaged: the request is a 503, not a 500
+            raise BundleError(f"the metadata database {self.uri} cannot be read: {e}") from e
+        finally:
+            self._idle.put(con)
 
     def close(self):
         """Remove the upgraded copy of a format-1 database, if one was made."""
@@ -148,12 +181,17 @@ class MetadataReader:
         self.close()
 
     def all(self):
-        rows = self._conn().execute(f"SELECT {COLUMNS} FROM images ORDER BY id")
-        return [ImageRecord(*row) for row in rows]
+        with self._conn() as con:
+            return [ImageRecord(*row) for row in con.execute(f"SELECT {COLUMNS} FROM images ORDER BY id")]
 
     def hashes(self):
         """The set of every image's sha256 (far cheaper than ``all`` when only the hashes are wanted)."""
-        return {row[0] for row in self._conn().execute("SELECT sha256 FROM images")}
+        with self._conn() as con:
+            return {row[0] for row in con.execute("SELECT sha256 FROM images")}
+
+    def count(self):
+        with self._conn() as con:
+            return con.execute("SELECT count(*) FROM images").fetchone()[0]
 
     def get_many(self, ids):
         """Records for ``ids`` in one round trip, as a dict keyed by id."""
@@ -180,7 +218,8 @@ class MetadataReader:
         each row then waits for the GIL again (``benchmarks/RESULTS.md``,
         "Smaller measurements").
         """
-        (value,) = self._conn().execute(sql, params).fetchone()
+        with self._conn() as con:
+            (value,) = con.execute(sql, params).fetchone()
         return json.loads(value)
 
 

@@ -67,10 +67,7 @@ class VectorFile:
                 raise BundleError(f"{path} is not a C-ordered 2-D array of float32 or float16 ({dtype}, {shape})")
             self.shape, self.stored_dtype = tuple(shape), dtype
             self._row_bytes = shape[1] * dtype.itemsize
-            expected = self._offset + shape[0] * self._row_bytes
-            actual = os.fstat(self._fd).st_size
-            if actual != expected:
-                raise BundleError(f"{path} has {actual} bytes where its header says {expected}: damaged or being written")
+            self.check()
         except (ValueError, OSError) as e:
             os.close(self._fd)
             raise BundleError(f"cannot read the vectors file {path}: {e}") from e
@@ -133,6 +130,14 @@ class VectorFile:
         if got != block.nbytes:
             raise self._truncated()
         return block if block.dtype == np.float32 else block.astype(np.float32)
+
+    def check(self):
+        """Raise :class:`BundleError` unless the open file still has the size its header says."""
+        expected = self._offset + self.shape[0] * self._row_bytes
+        actual = os.fstat(self._fd).st_size
+        if actual != expected:
+            raise BundleError(f"{self.path} has {actual} bytes where its header says {expected}: "
+                              "damaged or being written")
 
     def _truncated(self):
         return BundleError(f"{self.path} is shorter than when it was opened: it was truncated or overwritten; "

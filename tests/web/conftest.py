@@ -5,10 +5,13 @@ indexer; every app variant shares one loaded Searcher, so a variant costs
 milliseconds (the datasette ``make_app_client(**variants)`` pattern).
 """
 
+import shutil
+
 import pytest
 
 from indexer import BuildConfig, build
 from search.query.searcher import Searcher
+from search.store.bundle import Bundle
 from tests.photos import make_photo_tree
 from web import ServeConfig, create_app
 from web_helpers import serving
@@ -46,12 +49,39 @@ def bundle(searcher):
 
 
 @pytest.fixture(scope="session")
-def make_app(bundle_dir, searcher):
+def make_app(bundle_dir, photo_root, searcher):
     def make(**settings):
         settings.setdefault("warmup", False)
+        settings.setdefault("photos", str(photo_root))  # the bundle is not inside the photo folder
         return create_app(ServeConfig(index=str(bundle_dir), device="cpu", **settings), searcher=searcher)
 
     return make
+
+
+@pytest.fixture
+def own_bundle(tmp_path, photo_paths, searcher, tiny_config_file, tiny_checkpoint):
+    """``own_bundle(files=None, **build_settings) -> (root, index, make)`` for tests that change photos or
+    the bundle on disk: ``files`` ({relative path: source photo}, by default six of the session's photos)
+    copied to a folder of their own and indexed into ``PHOTOS/.photoindex`` (the default layout);
+    ``make(vectors="auto", **settings)`` is an app serving that bundle with the session's model."""
+    def index(files=None, **build_settings):
+        root = tmp_path / "photos"
+        files = files or {f"{p.parent.name}/{p.name}": p for p in photo_paths[:6]}
+        for rel, source in files.items():
+            (root / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, root / rel)
+        build(BuildConfig(photos=str(root), model=tiny_config_file.stem, model_config=str(tiny_config_file),
+                          pretrained=str(tiny_checkpoint), workers=0, **build_settings))
+        index = root / ".photoindex"
+
+        def make(vectors="auto", **settings):
+            settings.setdefault("warmup", False)
+            served = Searcher(Bundle.open(str(index), vectors=vectors), searcher.encoder)
+            return create_app(ServeConfig(index=str(index), device="cpu", **settings), searcher=served)
+
+        return root, index, make
+
+    return index
 
 
 @pytest.fixture(scope="session")

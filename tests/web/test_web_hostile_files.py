@@ -15,9 +15,16 @@ import zipfile
 import zlib
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image, ImageFile
 
+from search.query.searcher import Searcher
+from search.store import writer
+from search.store.bundle import Bundle
+from search.store.manifest import Manifest
+from search.store.metadata import ImageRecord
+from web import ServeConfig, create_app
 from web_helpers import assert_error
 
 
@@ -128,27 +135,27 @@ def test_a_normal_upload_is_decoded(client, monkeypatch, photo_paths):
 # --- only the files recorded in the bundle are served ---------------------------------------------------
 
 @pytest.fixture
-def planted(bundle, photo_root, tmp_path, monkeypatch):
-    """The bundle's photos, copied, with files planted after the build: new files, links, a swap.
+def planted(own_bundle, tmp_path):
+    """Photos indexed in a folder of their own, with files planted after the build: new files, links, a swap.
 
-    Returns the planted secret file and the id of the photo swapped for a link to it."""
-    root = tmp_path / "photos"
-    shutil.copytree(photo_root, root)
-    monkeypatch.setattr(bundle.manifest, "root", str(root))
-    shutil.rmtree(os.path.join(bundle.path, "thumbnails"), ignore_errors=True)
+    Returns a client of the app serving them, its bundle, the planted secret file and the id of the photo
+    swapped for a link to it."""
+    root, _, make = own_bundle()
+    app = make()
+    bundle = app.extensions["photosearch"].bundle
     secret = tmp_path / "secret.jpg"
     Image.new("RGB", (32, 32), "green").save(secret, "JPEG")
     (root / "album0" / "added.jpg").write_bytes(secret.read_bytes())
     (root / "album0" / "link.jpg").symlink_to(secret)
     (root / "passwd.png").symlink_to("/etc/passwd")
-    swapped = bundle.record(5)
+    swapped = bundle.metadata.all()[3]
     (root / swapped.path).unlink()
     (root / swapped.path).symlink_to(secret)  # an indexed name now points elsewhere
-    return secret, swapped.id
+    return app.test_client(), bundle, secret, swapped.id
 
 
-def test_files_planted_after_the_build_are_never_served(client, bundle, planted):
-    secret, swapped_id = planted
+def test_files_planted_after_the_build_are_never_served(planted):
+    client, bundle, secret, swapped_id = planted
     forbidden = {secret.read_bytes(), Path("/etc/passwd").read_bytes()}
     ids = [r.id for r in bundle.metadata.all()]
     served = 0
@@ -166,3 +173,74 @@ def test_files_planted_after_the_build_are_never_served(client, bundle, planted)
     recorded = {r.path for r in bundle.metadata.all()}
     results = client.get("/api/search?q=green&k=1000").get_json()["results"]
     assert {r["path"] for r in results} <= recorded
+
+
+def _decoy(path, record):
+    """A text file at ``path`` with the size and mtime recorded for ``record``: what the indexer's
+    "unchanged" test (size and mtime) cannot tell from the photo."""
+    text = b"root:x:0:0:root:/root:/bin/bash\n" * (record.size // 32 + 1)
+    path.write_bytes(text[:record.size])
+    os.utime(path, ns=(record.mtime_ns, record.mtime_ns))
+    return path
+
+
+def test_a_photo_replaced_by_a_file_of_the_same_size_and_mtime_is_not_served(own_bundle, tmp_path):
+    """The audit's case: a photo swapped for a symlink to a decoy with its size and mtime came back
+    as image/png. The file is opened without following links and must keep its device and inode."""
+    root, _, make = own_bundle()
+    client = make().test_client()
+    linked, copied, kept = client.application.extensions["photosearch"].bundle.metadata.all()[:3]
+    decoy = _decoy(tmp_path / "passwd", linked)
+    (root / linked.path).unlink()
+    (root / linked.path).symlink_to(decoy)
+    (root / copied.path).unlink()
+    shutil.copy2(_decoy(tmp_path / "passwd2", copied), root / copied.path)  # a regular file, another inode
+    for record in (linked, copied):
+        st = os.stat(root / record.path)
+        assert (st.st_size, st.st_mtime_ns) == (record.size, record.mtime_ns)  # "unchanged" to the indexer
+        for route in ("images", "thumbnails"):
+            assert_error(client.get(f"/api/{route}/{record.id}"), 404, "image_unavailable")
+    with client.get(f"/api/images/{kept.id}") as response:
+        assert response.status_code == 200 and response.data == (root / kept.path).read_bytes()
+
+
+def test_a_folder_moved_out_of_the_photo_folder_behind_a_link_is_not_served(own_bundle, tmp_path):
+    """The files keep their inode, size and mtime when their folder is moved; a symlink in its place
+    now leads outside the photo folder. Served only with --follow-links."""
+    root, _, make = own_bundle()
+    app = make()
+    records = app.extensions["photosearch"].bundle.metadata.all()
+    (tmp_path / "elsewhere").mkdir()
+    os.rename(root / "album1", tmp_path / "elsewhere" / "album1")
+    (root / "album1").symlink_to(tmp_path / "elsewhere" / "album1")
+    moved = [r for r in records if r.folder == "album1"]
+    assert moved and len(moved) < len(records)
+    for follow_links, client in ((False, app.test_client()), (True, make(follow_links=True).test_client())):
+        for r in records:
+            with client.get(f"/api/images/{r.id}") as response:
+                if r.folder == "album1" and not follow_links:
+                    assert_error(response, 404, "image_unavailable")
+                else:
+                    assert response.status_code == 200, (r.path, follow_links)
+
+
+def test_a_bundle_cannot_name_files_outside_the_photo_folder(tmp_path, searcher):
+    """The audit's crafted bundle: root "/" and a row "etc/passwd" with that file's identity."""
+    fingerprint = searcher.encoder.fingerprint
+    st = os.stat("/etc/passwd")
+    record = ImageRecord(0, "etc/passwd", st.st_size, st.st_mtime_ns, "0" * 64, dev=st.st_dev, ino=st.st_ino,
+                         ctime_ns=st.st_ctime_ns)
+    index = tmp_path / "photos" / ".photoindex"
+    writer.commit(str(index), Manifest(model=fingerprint.to_dict(), dim=fingerprint.dim, root="/"), [record],
+                  np.eye(1, fingerprint.dim, dtype=np.float32))
+
+    def client(**settings):
+        served = Searcher(Bundle.open(str(index)), searcher.encoder)
+        return create_app(ServeConfig(index=str(index), warmup=False, **settings), searcher=served).test_client()
+
+    for settings in ({}, {"photos": str(tmp_path / "photos")}, {"photos": str(tmp_path)}):
+        for route in ("images", "thumbnails"):
+            error = assert_error(client(**settings).get(f"/api/{route}/0"), 404, "image_unavailable")
+            assert "outside the photo folder" in error["message"]
+    with client(photos="/").get("/api/images/0") as response:  # what the operator allows is served
+        assert response.status_code == 200 and response.data == Path("/etc/passwd").read_bytes()

@@ -66,11 +66,12 @@ def test_thumbnail_served_when_the_cache_cannot_be_written(client, bundle, monke
 
 
 @pytest.fixture
-def moved_root(bundle, photo_root, tmp_path, monkeypatch):
-    """The bundle's photo root pointed at a copy that tests may damage."""
+def moved_root(app, bundle, photo_root, tmp_path, monkeypatch):
+    """The bundle's photo root pointed at a copy that tests may damage (and which the service serves)."""
     copy = tmp_path / "photos"
     shutil.copytree(photo_root, copy)
     monkeypatch.setattr(bundle.manifest, "root", str(copy))
+    monkeypatch.setattr(app.extensions["photosearch"], "photos", os.path.realpath(copy))
     shutil.rmtree(os.path.join(bundle.path, media.THUMBNAIL_DIR), ignore_errors=True)
     return copy
 

@@ -69,7 +69,12 @@ def stats():
 @bp.get("/healthz")
 def healthz():
     # Answered only once the model is loaded and warmed up: create_app does both first.
-    return jsonify({"status": "ok", "count": current_service().bundle.count})
+    service = current_service()
+    status, reason = service.health()
+    body = {"status": status, "count": service.bundle.count}
+    if reason:
+        body["reason"] = reason
+    return jsonify(body), 503 if status == "unavailable" else 200
 
 
 def _display_weights(pretrained):

@@ -10,6 +10,7 @@ import io
 import logging
 import mimetypes
 import os
+import re
 import stat
 
 from flask import Blueprint, request, send_file, url_for
@@ -27,6 +28,7 @@ bp = Blueprint("media", __name__, url_prefix="/api")
 THUMBNAIL_DIR = "thumbnails"
 MAX_AGE = 3600
 _ID_MARK = 9_081_726_354_123  # stands for the image id in a URL built once
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")  # legal in file names, not in a header
 
 
 def id_url(endpoint, **options):
@@ -41,11 +43,14 @@ def id_url(endpoint, **options):
 
 @bp.get("/images/<int:image_id>")
 def image(image_id):
+    as_attachment = _download_requested()
     f, record = _open_recorded(image_id)
     mimetype = mimetypes.guess_type(record.path)[0] or "application/octet-stream"
     try:
+        # Content-Disposition (RFC 6266) with the file's own name; filename* when it is not ASCII
         response = send_file(f, mimetype=mimetype, conditional=False, etag=record.sha256, max_age=MAX_AGE,
-                             last_modified=record.mtime_ns / 1e9)
+                             last_modified=record.mtime_ns / 1e9, as_attachment=as_attachment,
+                             download_name=_CONTROL.sub("_", record.path.rpartition("/")[2]))
         response.content_length = record.size  # checked on the open file: Range requests work
         return response.make_conditional(request.environ, accept_ranges=True, complete_length=record.size)
     except BaseException:  # a 416 for a bad Range: the file is not handed to the server
@@ -68,6 +73,13 @@ def thumbnail(image_id):
             data = make_thumbnail(f, size, service.config.max_pixels, image_id)
             _store(cached, data)
     return send_file(io.BytesIO(data), mimetype="image/jpeg", conditional=True, etag=etag, max_age=MAX_AGE)
+
+
+def _download_requested():
+    values = request.args.getlist("download")
+    if values not in ([], ["1"]):
+        raise bad_request(f"download must be 1 (to save the file rather than show it), got {', '.join(values)!r}")
+    return bool(values)
 
 
 def make_thumbnail(source, size, max_pixels, image_id):
@@ -94,32 +106,64 @@ def _store(path, data):
 def _open_recorded(image_id):
     """The open file and record of an indexed image, only while it is the file that was indexed.
 
-    The path comes only from the bundle, and the file must still have the size
-    and modification time recorded when it was indexed (the indexer's own test
-    for "unchanged"): a photo replaced since, by another file or a symlink to
-    one, is not served. The checks are made on the open file, so the file
-    cannot be swapped between the check and the read.
+    The path comes only from the bundle, and is refused unless it lies inside
+    the folder the operator serves (``Service.photo_folder``). The file is
+    opened without following a symlink in its own name, and must still be
+    the file recorded at indexing: same device and inode (bundles of metadata
+    format 2), ctime where recorded, size and mtime. Its real path must lie
+    inside the photo folder, unless ``--follow-links`` allows linked folders
+    anywhere. The checks are made on the open descriptor, so the file cannot
+    be swapped between the check and the read.
     """
     if image_id > MAX_ID:  # the route takes non-negative integers only
         raise bad_request(f"id must be an integer from 0 to {MAX_ID}, got {image_id}")
-    bundle = current_service().bundle
+    service = current_service()
+    bundle = service.bundle
     record = bundle.record(image_id)  # UnknownIdError: 404
-    root = os.path.abspath(bundle.root)
-    path = os.path.abspath(os.path.join(root, *record.path.split("/")))
-    if os.path.commonpath([root, path]) != root:  # a damaged record must not reach outside the photos
+    root = service.photo_folder(bundle)
+    path = os.path.abspath(os.path.join(root or "/", *record.path.split("/")))
+    if root is None or not _inside(root, path):  # a crafted bundle must not reach outside
         raise ApiError(404, "image_unavailable", f"image {image_id} has a path outside the photo folder")
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO put in its place must not block the thread
+        # no FIFO put in its place may block the thread, and no symlink put in its place is followed
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
     except FileNotFoundError:
         raise _unavailable(image_id, FileNotFoundError("the file was moved or deleted since it was indexed")) from None
-    except OSError as e:
+    except OSError as e:  # ELOOP: the photo is now a symlink
         raise _unavailable(image_id, e) from e
     f = os.fdopen(fd, "rb")
-    st = os.fstat(fd)
-    if not stat.S_ISREG(st.st_mode) or (st.st_size, st.st_mtime_ns) != (record.size, record.mtime_ns):
+    try:
+        _check_identity(image_id, os.fstat(fd), record)
+        if not service.config.follow_links and not _inside(root, _real_path(fd, path)):
+            raise _unavailable(image_id, OSError("the file is reached through a link out of the photo folder"))
+    except BaseException:
         f.close()
-        raise _unavailable(image_id, OSError("the file has changed since it was indexed"))
+        raise
     return f, record
+
+
+def _check_identity(image_id, st, record):
+    recorded = (record.size, record.mtime_ns)
+    found = (st.st_size, st.st_mtime_ns)
+    if record.ino is not None:  # format 1 bundles recorded no identity: size and mtime only
+        recorded += (record.dev, record.ino)
+        found += (st.st_dev, st.st_ino)
+    if record.ctime_ns is not None:
+        recorded += (record.ctime_ns,)
+        found += (st.st_ctime_ns,)
+    if not stat.S_ISREG(st.st_mode) or found != recorded:
+        raise _unavailable(image_id, OSError("the file has changed since it was indexed"))
+
+
+def _real_path(fd, path):
+    try:  # Linux names the open file itself: no window between the check and the read
+        return os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        return os.path.realpath(path)
+
+
+def _inside(folder, path):
+    return os.path.commonpath([folder, path]) == folder
 
 
 def _unavailable(image_id, cause):
