@@ -1,16 +1,22 @@
 """The bundle on its own: synthetic vectors, no model, searched by vector and id through a Searcher."""
 
+import json
 import os
+import re
+import shutil
+import threading
+from dataclasses import asdict, replace
 
 import numpy as np
 import pytest
 
+from indexer.cli import main as cli_main
 from search.store import writer
 from search.query import ranking
 from search.query.searcher import Searcher
 from search.store.bundle import Bundle
 from search.errors import BundleError, BundleLockedError, InvalidArgumentError, UnknownIdError
-from search.store.manifest import Manifest, read_manifest
+from search.store.manifest import MANIFEST, Manifest, read_manifest, write_manifest
 from search.store.metadata import ImageRecord
 
 DIM = 16
@@ -138,3 +144,63 @@ def test_second_writer_is_refused(tmp_path):
                 pass
     with writer.bundle_lock(tmp_path):  # released
         pass
+
+
+def _with(manifest, **changes):
+    data = json.loads(json.dumps(asdict(manifest)))
+    data.update(changes)
+    return data
+
+
+BAD_MANIFESTS = {  # the audit's cases, each valid JSON: (manifest, what the one line names)
+    "only-a-version": (lambda m: {"format_version": 1}, "model: Field required; dim: Field required"),
+    "a-list": (lambda m: [], "a JSON object was expected, got list"),
+    "generation-as-text": (lambda m: _with(m, generation="1"), "generation: Input should be a valid integer"),
+    "empty-model": (lambda m: _with(m, model={}), "model.name: Field required; model.dim: Field required"),
+    "model-as-text": (lambda m: _with(m, model="m"), "model: Input should be a valid dictionary"),
+    "count-negative": (lambda m: _with(m, count=-1), "count: Input should be greater than or equal to 0"),
+    "dims-disagree": (lambda m: _with(m, dim=DIM + 1), "the model's dim 16 differs from the bundle's dim 17"),
+    "null": (lambda m: None, "got NoneType"),
+}
+
+
+@pytest.mark.parametrize("name", BAD_MANIFESTS)
+def test_a_wrong_manifest_is_one_clear_error(tmp_path, capsys, name):
+    make, words = BAD_MANIFESTS[name]
+    manifest, _ = write(tmp_path, 5)
+    (tmp_path / MANIFEST).write_text(json.dumps(make(manifest)))
+    with pytest.raises(BundleError, match=re.escape(words)):
+        Bundle.open(tmp_path)
+    assert cli_main(["info", str(tmp_path)]) == 1  # python -m indexer info
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith("error: ") and err.count("\n") == 1 and words in err
+
+
+def test_a_generation_whose_metadata_disagrees_with_its_manifest_is_refused(tmp_path):
+    manifest, _ = write(tmp_path, 5)
+    write_manifest(tmp_path, replace(manifest, count=4))
+    with pytest.raises(BundleError, match="inconsistent"):
+        Bundle.open(tmp_path)
+
+
+def test_a_moved_or_deleted_bundle_still_answers_from_its_open_files(tmp_path):
+    write(tmp_path / "a", 20)
+    bundle = Bundle.open(tmp_path / "a", vectors="file")
+    expected = bundle.metadata.all(), bundle.vectors[:]
+    os.rename(tmp_path / "a", tmp_path / "b")
+    results = []
+
+    def read():  # a new thread needs a connection of its own: the file can no longer be opened by name
+        results.append((bundle.metadata.all(), bundle.vectors[:]))
+
+    shutil.rmtree(tmp_path / "b")
+    threads = [threading.Thread(target=read) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(results) == 4
+    for records, vectors in results:
+        assert records == expected[0]
+        np.testing.assert_array_equal(vectors, expected[1])
+    bundle.check()  # still whole

@@ -59,7 +59,7 @@ def test_thumbnail_served_when_the_cache_cannot_be_written(client, bundle, monke
 
     cache = os.path.join(bundle.path, media.THUMBNAIL_DIR)
     shutil.rmtree(cache, ignore_errors=True)
-    monkeypatch.setattr(media.os, "makedirs", refuse)  # as on a read-only bundle (root ignores chmod)
+    monkeypatch.setattr(media.os, "mkdir", refuse)  # as on a read-only bundle (root ignores chmod)
     response = client.get("/api/thumbnails/6")
     assert response.status_code == 200 and response.mimetype == "image/jpeg"
     assert not os.path.exists(cache)

@@ -96,7 +96,11 @@ def make_thumbnail(source, size, max_pixels, image_id):
 
 def _store(path, data):
     try:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
+        for folder in (os.path.dirname(os.path.dirname(path)), os.path.dirname(path)):  # thumbnails/SIZE/
+            try:
+                os.mkdir(folder)  # not makedirs: a bundle folder moved away must not be made anew
+            except FileExistsError:
+                pass
         with atomic_file(path, durable=False) as f:  # a cache: a power loss may lose it
             f.write(data)
     except OSError as e:  # a read-only bundle still serves thumbnails, just uncached
