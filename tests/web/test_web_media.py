@@ -103,3 +103,35 @@ def test_result_urls_are_url_for(client, root):
             url = media.id_url(endpoint, **options)
             for image_id in (0, 7, 2**62):
                 assert url(image_id) == url_for(endpoint, image_id=image_id, **options)
+
+
+def test_original_is_inline_with_its_file_name_and_download_makes_it_an_attachment(client, bundle):
+    name = bundle.record(3).path.rpartition("/")[2]
+    with client.get("/api/images/3") as response:
+        assert response.headers["Content-Disposition"] == f"inline; filename={name}"
+    with client.get("/api/images/3?download=1") as response:
+        assert response.status_code == 200
+        assert response.headers["Content-Disposition"] == f"attachment; filename={name}"
+
+
+@pytest.mark.parametrize("value", ["0", "true", "", "yes", "2"])
+def test_download_takes_only_1(client, value):
+    assert_error(client.get(f"/api/images/3?download={value}"), 400, "invalid_argument")
+    assert_error(client.get("/api/images/3?download=1&download=1"), 400, "invalid_argument")
+
+
+def test_file_names_that_are_not_plain_ascii_are_named_per_rfc_6266(own_bundle, photo_paths):
+    names = {"été/Photo d'été 1.jpg": photo_paths[0], 'q/a"b;c.png': photo_paths[1], "t/tab\there.webp": photo_paths[2],
+             "s/東京.jpg": photo_paths[3]}
+    _, _, make = own_bundle(files=names)
+    client = make().test_client()
+    expected = {
+        "été/Photo d'été 1.jpg": "inline; filename=\"Photo d'ete 1.jpg\"; filename*=UTF-8''Photo%20d%27%C3%A9t%C3%A9%201.jpg",
+        'q/a"b;c.png': 'inline; filename="a\\"b;c.png"',
+        "t/tab\there.webp": "inline; filename=tab_here.webp",  # no control character reaches a header
+        "s/東京.jpg": "inline; filename=.jpg; filename*=UTF-8''%E6%9D%B1%E4%BA%AC.jpg",
+    }
+    for record in client.application.extensions["photosearch"].bundle.metadata.all():
+        with client.get(f"/api/images/{record.id}") as response:
+            assert response.status_code == 200
+            assert response.headers["Content-Disposition"] == expected[record.path], record.path
