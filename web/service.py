@@ -93,10 +93,14 @@ class Service:
         try:
             self.bundle.check()
         except SearchError as e:
-            return "unavailable", str(e)
+            return "unavailable", self._public(str(e))
         if self.problem:
-            return "degraded", self.problem
+            return "degraded", self._public(self.problem)
         return "ok", None
+
+    def _public(self, message):
+        # /healthz needs no token: it names the index folder without saying where it is
+        return message.replace(self.bundle.path, "INDEX")
 
     def _serving(self, bundle, encoder):
         return Searcher(bundle, encoder, encode_texts=self.texts.encode_texts,

@@ -135,6 +135,7 @@ class MetadataReader:
         self._upgraded = None
         if _format(path) < FORMAT:
             path = self._upgraded = _upgrade(path)
+        self.path = path
         self.uri = f"file:{path}?mode=ro&immutable=1"
         self._idle = queue.SimpleQueue()
         self._idle.put(self._open())  # fail now, not on the first query
@@ -160,11 +161,11 @@ class MetadataReader:
                 try:
                     con = self._idle.get(timeout=WAIT_SECONDS)
                 except queue.Empty:
-                    raise BundleError(f"the metadata database {self.uri} can no longer be opened") from None
+                    raise BundleError(f"the metadata database {self.path} can no longer be opened") from None
         try:
             yield con
         except sqlite3.DatabaseError as e:  # overwritten in place, damaged: the request is a 503, not a 500
-            raise BundleError(f"the metadata database {self.uri} cannot be read: {e}") from e
+            raise BundleError(f"the metadata database {self.path} cannot be read: {e}") from e
         finally:
             self._idle.put(con)
 

@@ -159,6 +159,7 @@ def test_a_real_server_survives_a_truncated_moved_and_garbage_bundle(served, tmp
                 status, health = _get(f"{url}/healthz")
                 assert status == 200 and health["status"] == "degraded", (name, health)
                 assert any(word in health["reason"] for word in reason.split("|")), (name, health)
+                assert str(index) not in health["reason"]  # a route without a token names no server path
                 status, page = _get(f"{url}/api/search?q=a&k=50")
                 assert status == 200 and page["total"] == len(records), name
                 status, page = _post(f"{url}/api/search", {"id": records[1].id, "k": 50})
