@@ -3,6 +3,7 @@
 import io
 import os
 import shutil
+from dataclasses import replace
 
 import pytest
 from flask import url_for
@@ -135,3 +136,12 @@ def test_file_names_that_are_not_plain_ascii_are_named_per_rfc_6266(own_bundle, 
         with client.get(f"/api/images/{record.id}") as response:
             assert response.status_code == 200
             assert response.headers["Content-Disposition"] == expected[record.path], record.path
+
+
+def test_records_without_identity_keep_the_size_and_mtime_rule(client, bundle, moved_root, monkeypatch):
+    """Bundles written before identities were recorded (metadata format 1) cannot tell a copy from the file."""
+    record = bundle.record(10)  # its copy in moved_root has the same size and mtime, not the same inode
+    assert_error(client.get("/api/images/10"), 404, "image_unavailable")
+    monkeypatch.setattr(bundle, "record", lambda image_id: replace(record, dev=None, ino=None, ctime_ns=None))
+    with client.get("/api/images/10") as response:
+        assert response.status_code == 200 and response.data == (moved_root / record.path).read_bytes()

@@ -125,8 +125,8 @@ def _open_recorded(image_id):
     bundle = service.bundle
     record = bundle.record(image_id)  # UnknownIdError: 404
     root = service.photo_folder(bundle)
-    path = os.path.abspath(os.path.join(root or "/", *record.path.split("/")))
-    if root is None or not _inside(root, path):  # a crafted bundle must not reach outside
+    path = root and os.path.abspath(os.path.join(root, *record.path.split("/")))
+    if not path or not _inside(root, path):  # a crafted bundle must not reach outside
         raise ApiError(404, "image_unavailable", f"image {image_id} has a path outside the photo folder")
     try:
         # no FIFO put in its place may block the thread, and no symlink put in its place is followed
