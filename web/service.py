@@ -14,7 +14,7 @@ import time
 from flask import current_app
 from PIL import Image
 
-from search.errors import SearchError
+from search.errors import ModelMismatchError, SearchError
 from search.query.searcher import Searcher, index_search
 from search.query.terms import QueryKind, QueryTerm
 from search.store.bundle import Bundle
@@ -64,6 +64,7 @@ class Service:
         self._next_check = time.monotonic() + config.reload_interval
         self._reloading = threading.Lock()
         self.problem = None  # why the newest generation on disk is not the one served, or None
+        self._given_up = None  # the stamp of a manifest that cannot be served in this process
         # the folder the operator gave: no bundle names a file outside it
         self.photos = os.path.realpath(config.photos or os.path.dirname(searcher.bundle.path))
         self._check_photo_folder()
@@ -121,10 +122,14 @@ class Service:
             if stamp == self._manifest_stamp:
                 self.problem = None  # e.g. the bundle folder was moved back
                 return
+            if stamp == self._given_up:
+                return
             try:
                 self.searcher = self._serving(Bundle.open(self.bundle.path), self.searcher.encoder)
             except Exception as e:  # noqa: BLE001 - whatever is on disk, requests keep the open generation
                 self._next_check = now + max(self.config.reload_interval, RETRY_SECONDS)
+                if isinstance(e, ModelMismatchError):  # another model: retrying this manifest cannot help
+                    self._given_up = stamp
                 problem = f"serving generation {self.bundle.manifest.generation}, opened before: {e}"
                 if problem != self.problem:  # logged once, retried (the copy may not be finished)
                     log.error("not switching to the index on disk: %s", e, exc_info=not isinstance(e, SearchError))

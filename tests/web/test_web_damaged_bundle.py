@@ -14,6 +14,7 @@ import urllib.request
 
 import pytest
 
+from search.store.bundle import Bundle
 from search.store.manifest import MANIFEST, generation_dir_name, read_manifest, write_manifest
 from web import service as service_module
 from web.cli import main as serve_main
@@ -174,3 +175,19 @@ def test_a_real_server_survives_a_truncated_moved_and_garbage_bundle(served, tmp
             undo()
             status, health = _get(f"{url}/healthz")
             assert (status, health) == (200, {"status": "ok", "count": len(records)}), name
+
+
+def test_an_index_of_another_model_is_not_served_nor_opened_again(served, monkeypatch):
+    index, app = served
+    client = app.test_client()
+    bundle = app.extensions["photosearch"].bundle
+    opened, bundle_open = [], Bundle.open
+    monkeypatch.setattr(service_module.Bundle, "open", lambda *a, **k: opened.append(a) or bundle_open(*a, **k))
+    manifest = read_manifest(index)
+    manifest.model = {**manifest.model, "name": "another-model"}
+    write_manifest(index, manifest)
+    for _ in range(3):
+        health = client.get("/healthz").get_json()
+        assert health["status"] == "degraded" and "another-model" in health["reason"]
+        _answers_from(client, bundle)
+    assert len(opened) == 1  # the manifest is not opened again until it changes
