@@ -204,3 +204,14 @@ def test_a_moved_or_deleted_bundle_still_answers_from_its_open_files(tmp_path):
         assert records == expected[0]
         np.testing.assert_array_equal(vectors, expected[1])
     bundle.check()  # still whole
+
+
+@pytest.mark.parametrize("name", ["metadata.sqlite", "ids.npy", "vectors.npy", "index.faiss"])
+def test_a_generation_file_of_garbage_is_one_clear_error(tmp_path, capsys, name):
+    manifest, _ = write(tmp_path, 5)
+    (tmp_path / manifest.generation_dir / name).write_bytes(b"\x00garbage" * 200)
+    with pytest.raises(BundleError, match="damaged|cannot read|inconsistent"):
+        Bundle.open(tmp_path)
+    assert cli_main(["info", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1
