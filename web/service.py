@@ -112,6 +112,10 @@ class Service:
 
         Checked at most every ``reload_interval`` seconds, by one thread; the
         model stays loaded. Requests in flight keep the searcher they started with.
+        A bundle on disk that cannot be opened (moved away, damaged, half
+        copied) leaves the open generation in use, with ``problem`` saying why
+        (``/healthz``); it is tried again every ``RETRY_SECONDS`` (one of
+        another model, only once its manifest changes).
         """
         now = time.monotonic()
         if now < self._next_check or not self._reloading.acquire(blocking=False):
