@@ -126,7 +126,7 @@ class Service:
             if stamp == self._manifest_stamp:
                 self.problem = None  # e.g. the bundle folder was moved back
                 return
-            if stamp == self._given_up:
+            if stamp is not None and stamp == self._given_up:
                 return
             try:
                 self.searcher = self._serving(Bundle.open(self.bundle.path), self.searcher.encoder)
