@@ -8,10 +8,11 @@ import os
 from search.errors import InvalidArgumentError
 from search.index.choice import parse_size
 from search.settings import DEVICE, MAX_PIXELS, MODEL, PRETRAINED, Setting, SettingsTable
+from search.store.locate import BUNDLE_DIR
 
 from .stages.read import DEFAULT_MAX_FILE_BYTES
 
-DEFAULT_INDEX_DIR = ".photoindex"  # inside the photo folder unless --index says otherwise
+DEFAULT_INDEX_DIR = BUNDLE_DIR  # inside the photo folder unless --index says otherwise
 DECODERS = ("auto", "workers", "device")
 CPU_BATCH, GPU_BATCH = 64, 256
 

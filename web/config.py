@@ -9,6 +9,7 @@ import os
 
 from search.errors import InvalidArgumentError
 from search.settings import DEVICE, MAX_PIXELS, MODEL, PRETRAINED, Setting, SettingsTable
+from search.store.locate import find_bundle
 
 MiB = 1 << 20
 
@@ -20,7 +21,8 @@ def check_token(token):
 
 
 SETTINGS = SettingsTable(
-    Setting("index", None, "index bundle folder to serve (from `python -m indexer build`)", required=True,
+    Setting("index", None, "index bundle folder to serve (from `python -m indexer build`), or the photo folder "
+            "that holds it as `.photoindex`", required=True,
             metavar="DIR", path=True),
     Setting("host", "127.0.0.1", "address to listen on; `0.0.0.0` exposes the service to the network",
             metavar="ADDRESS"),
@@ -60,7 +62,7 @@ class ServeConfig:
     """The settings of one server; every field is a row of :data:`SETTINGS`."""
 
     def __post_init__(self):
-        self.index = os.path.abspath(self.index)
+        self.index = find_bundle(self.index)  # a photo folder stands for its .photoindex
         if self.index_name is None:
             self.index_name = os.path.basename(self.index.rstrip(os.sep)).lstrip(".") or "photos"
 
