@@ -145,3 +145,16 @@ def test_photo_swapped_for_a_fifo_after_the_walk_is_skipped(tmp_path, make_confi
     assert summary.indexed == 3
     assert summary.skipped == [{"path": str(paths[0].relative_to(photos)),
                                 "reason": "not_a_file: no longer a regular file (replaced since the walk)"}]
+
+
+def test_indexed_photo_that_grows_over_the_limit_leaves_the_index(tmp_path, make_config):
+    photos = tmp_path / "photos"
+    paths = make_photo_tree(photos, 3)
+    make_config(photos)()
+    limit = max(p.stat().st_size for p in paths) + 10
+    with open(paths[0], "ab") as f:
+        f.write(b"\0" * limit)
+    summary = make_config(photos, max_file_bytes=limit)()
+    assert (summary.removed, summary.unchanged, summary.indexed) == (1, 2, 2)
+    assert [s["path"] for s in summary.skipped] == [str(paths[0].relative_to(photos))]
+    assert str(paths[0].relative_to(photos)) not in {r.path for r in Bundle.open(tmp_path / "index").metadata.all()}
