@@ -41,7 +41,9 @@ def test_a_photo_folder_and_its_index_name_the_same_bundle(photos):
     (lambda p: (p / "a.jpg").write_bytes(b"x") and p / "a.jpg", "{p}/a.jpg is a file, not an index"),
     (lambda p: p, "{p} is a folder but not an index (no manifest.json), and holds no .photoindex folder; to "
                   "index the photos in it: python -m indexer build {p}"),
-    (lambda p: (p / ".photoindex").mkdir() or p, "{p}/.photoindex holds no finished index yet"),
+    (lambda p: (p / ".photoindex").mkdir() or p, "{p}/.photoindex holds no finished index yet (its first build "
+                                                 "did not complete); run: python -m indexer build {p}"),
+    (lambda p: (p / ".photoindex").mkdir() or p / ".photoindex", "{p}/.photoindex holds no finished index yet"),
 ])
 def test_a_path_that_is_no_index_is_described(tmp_path, make, words):
     path = make(tmp_path)

@@ -36,8 +36,9 @@ def locate_bundle(path):
     if not os.path.isdir(found):
         raise BundleError(f"{found} is a file, not an index: give the index folder (PHOTOS/{BUNDLE_DIR}) "
                           "or the photo folder that holds it")
-    if os.path.isdir(os.path.join(found, BUNDLE_DIR)):
-        raise BundleError(f"{os.path.join(found, BUNDLE_DIR)} holds no finished index yet (its first build did "
-                          f"not complete); run: python -m indexer build {found}")
+    pending = found if os.path.basename(found) == BUNDLE_DIR else os.path.join(found, BUNDLE_DIR)
+    if os.path.isdir(pending):
+        raise BundleError(f"{pending} holds no finished index yet (its first build did not complete); "
+                          f"run: python -m indexer build {os.path.dirname(pending)}")
     raise BundleError(f"{found} is a folder but not an index (no {MANIFEST}), and holds no {BUNDLE_DIR} folder; "
                       f"to index the photos in it: python -m indexer build {found}")
