@@ -42,8 +42,8 @@ def test_build_config_keeps_its_fields_and_defaults(tmp_path):
     assert {name: getattr(config, name) for name in build_config.SETTINGS.by_name} == {
         "photos": str(tmp_path), "index": str(tmp_path / ".photoindex"), "model": None, "pretrained": None,
         "model_config": None, "device": "auto", "gpus": None, "decode": "auto", "batch_size": None,
-        "workers": build_config.default_workers(), "max_pixels": 100_000_000, "max_file_bytes": 512 << 20, "include_hidden": False,
-        "max_index_memory": None, "checkpoint_every": 512}
+        "workers": build_config.default_workers(), "max_pixels": 100_000_000, "max_file_bytes": 512 << 20,
+        "include_hidden": False, "max_index_memory": None, "checkpoint_every": 512}
     assert BuildConfig(photos=tmp_path, index=tmp_path / "i").index == str(tmp_path / "i")  # paths may be Paths
 
 
