@@ -4,7 +4,8 @@ walk and plan -> (read and hash -> decode and preprocess -> embed, in this
 process with helpers ahead of the model, or in one process per GPU) ->
 write. The stages are in ``indexer.stages``, the executors in
 ``indexer.executors``; each stage's seconds are in the summary's ``stages``.
-A no-op re-run stops after the plan and loads no model.
+A no-op re-run stops after the plan and loads no model; files skipped before
+and unchanged since count as no change (``search.store.skipped``).
 """
 
 import os
@@ -12,8 +13,10 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 
+from search.encoding.images import IMAGE_EXTENSIONS, missing_decoder
 from search.store.bundle import Bundle
 from search.store.manifest import MANIFEST
+from search.store.skipped import SkippedFile, read_skipped
 from search.store.writer import bundle_lock
 
 from .checkpoint import Checkpoint
@@ -39,7 +42,7 @@ class BuildSummary:
     reused: int = 0  # new or changed files whose embedding was found by content hash
     decoded_on_device: int = 0  # JPEGs the encoder's device decoded (--decode device)
     devices: list = field(default_factory=list)  # the GPUs that embedded, when there were several (--gpus)
-    skipped: list = field(default_factory=list)  # {"path", "reason"}, by path
+    skipped: list = field(default_factory=list)  # {"path", "reason"}, by path; also those skipped before, unchanged
     seconds: float = 0.0
     images_per_second: float = 0.0
     index: str = ""
@@ -80,12 +83,16 @@ def _run(config, progress, stages):
     if os.path.exists(os.path.join(config.index, MANIFEST)):
         previous = Bundle.open(config.index, use_gpu=False)
     fingerprint = previous.fingerprint if previous else None
+    conditions = _skip_conditions(config)
     with times.timed("walk"):
         files = list(walk_photos(config.photos, exclude=[config.index], include_hidden=config.include_hidden,
                                  follow_links=config.follow_links))
         old_records = previous.metadata.all() if previous else []
-        plan = plan_changes(files, old_records)
+        remembered = read_skipped(os.path.join(previous.path, previous.manifest.generation_dir),
+                                  conditions) if previous else {}
+        plan = plan_changes(files, old_records, remembered, config.max_file_bytes)
     check_requested_model(config, fingerprint)
+    skipped = list(plan.skipped)
     if previous and plan.changes_nothing:  # no model, no write
         summary.unchanged = summary.indexed = len(plan.unchanged)
     else:
@@ -99,19 +106,34 @@ def _run(config, progress, stages):
             embedding.fingerprint = encoder.fingerprint
         fingerprint = embedding.fingerprint
         outcome = assemble(plan, embedding.read, old_records, previous.manifest.next_id if previous else 0)
+        skipped += _stat_skipped(embedding.skipped, plan.to_read)
         with times.timed("write"):
             stages.write(config.index, config.photos, outcome.records, embedding.vectors, fingerprint,
                          previous=previous, previous_records=old_records,
-                         max_index_memory=config.max_index_memory, checkpoint=checkpoint)
+                         max_index_memory=config.max_index_memory, checkpoint=checkpoint,
+                         skipped=([f for f in skipped if not f.reason.startswith("vanished")], conditions))
         for name, value in outcome.counts.items():
             setattr(summary, name, value)
         summary.indexed = len(outcome.records)
         for name in ("embedded", "reused", "decoded_on_device"):
             setattr(summary, name, getattr(embedding, name))
-        summary.skipped = [s.to_dict() for s in sorted(embedding.skipped, key=lambda s: s.rel)]
+    summary.skipped = [{"path": f.path, "reason": f.reason} for f in sorted(skipped, key=lambda f: f.path)]
     summary.model = {"name": fingerprint.name, "pretrained": fingerprint.pretrained}
     summary.stages = times.as_dict()
     return summary
+
+
+def _skip_conditions(config):
+    """What a file's failure to decode depends on besides the file: when it changes, skipped files are retried."""
+    return {"decoders": sorted(ext for ext in IMAGE_EXTENSIONS if not missing_decoder("x" + ext)),
+            "max_pixels": config.max_pixels, "max_file_bytes": config.max_file_bytes}
+
+
+def _stat_skipped(skipped, read):
+    """SkippedFile for each Skipped of the files ``read`` (PhotoFile), with the size and times found by the walk."""
+    found = {p.rel: p for p in read}
+    return [SkippedFile(s.rel, found[s.rel].size, found[s.rel].mtime_ns, found[s.rel].ctime_ns, s.reason)
+            for s in skipped]
 
 
 def _embed(job, files, times):

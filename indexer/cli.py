@@ -2,6 +2,8 @@
 
 import argparse
 import json
+import os
+import shlex
 import sys
 
 from tqdm import tqdm
@@ -12,9 +14,10 @@ from search.errors import SearchError
 from search.quality.duplicates import DEFAULT_THRESHOLD, check_threshold, find_duplicates
 from search.runtime import configure_process
 from search.store.bundle import Bundle
+from search.store.locate import locate_bundle
 
 from .build import build
-from .config import BuildConfig, add_arguments, config_from_args
+from .config import DEFAULT_INDEX_DIR, BuildConfig, add_arguments, config_from_args
 
 
 def make_parser():
@@ -24,11 +27,11 @@ def make_parser():
     add_arguments(p, BuildConfig)
     p.add_argument("--json", action="store_true", help="print one JSON summary object on stdout")
     p = sub.add_parser("info", help="describe an index bundle")
-    p.add_argument("index", help="bundle folder")
+    p.add_argument("index", help="bundle folder, or the photo folder that holds it")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     sub.add_parser("models", help="list open_clip models and pretrained tags")
     p = sub.add_parser("duplicates", help="list groups of exact and near-duplicate photos in an index bundle")
-    p.add_argument("--index", required=True, help="bundle folder")
+    p.add_argument("--index", required=True, help="bundle folder, or the photo folder that holds it")
     p.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
                    help=f"cosine at or above which two photos are near-duplicates (default {DEFAULT_THRESHOLD})")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
@@ -55,7 +58,8 @@ def main(argv=None):
 
 
 def cmd_build(args):
-    summary = build(config_from_args(args, BuildConfig))
+    config = config_from_args(args, BuildConfig)
+    summary = build(config)
     if args.json:
         print(json.dumps(summary.to_dict()))
         return 0
@@ -67,11 +71,19 @@ def cmd_build(args):
     )
     for item in summary.skipped:
         print(f"  skipped {item['path']}: {item['reason']}")
+    print(f"search them in a browser: {serve_command(args, config)}  (then open http://127.0.0.1:8000)")
     return 0
 
 
+def serve_command(args, config):
+    """The command that serves this build's index, with the paths as the user typed them."""
+    if config.index == os.path.join(config.photos, DEFAULT_INDEX_DIR):
+        return f"python -m web serve {shlex.quote(args.photos)}"
+    return f"python -m web serve --index {shlex.quote(args.index)}"
+
+
 def cmd_info(args):
-    bundle = Bundle.open(args.index, use_gpu=False)
+    bundle = Bundle.open(locate_bundle(args.index), use_gpu=False)
     m = bundle.manifest
     info = {
         "index": bundle.path, "root": m.root, "count": m.count, "model": m.model["name"],
@@ -88,7 +100,7 @@ def cmd_info(args):
 
 
 def cmd_duplicates(args):
-    bundle = Bundle.open(args.index, use_gpu=False)
+    bundle = Bundle.open(locate_bundle(args.index), use_gpu=False)
     with tqdm(total=bundle.count, unit="img", desc="neighbours", disable=not sys.stderr.isatty(),
               file=sys.stderr) as bar:
         report = find_duplicates(bundle, check_threshold(args.threshold), progress=bar.update)

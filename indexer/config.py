@@ -8,8 +8,11 @@ import os
 from search.errors import InvalidArgumentError
 from search.index.choice import parse_size
 from search.settings import DEVICE, FOLLOW_LINKS, MAX_PIXELS, MODEL, PRETRAINED, Setting, SettingsTable
+from search.store.locate import BUNDLE_DIR
 
-DEFAULT_INDEX_DIR = ".photoindex"  # inside the photo folder unless --index says otherwise
+from .stages.read import DEFAULT_MAX_FILE_BYTES
+
+DEFAULT_INDEX_DIR = BUNDLE_DIR  # inside the photo folder unless --index says otherwise
 DECODERS = ("auto", "workers", "device")
 CPU_BATCH, GPU_BATCH = 64, 256
 
@@ -41,6 +44,9 @@ SETTINGS = SettingsTable(
             "fall behind); with `--decode device`, threads that read and hash files; 0 does it in the main process",
             kind=int, low=0, metavar="N", shown_default="cores − 1 (max 8)"),
     MAX_PIXELS,
+    Setting("max_file_bytes", DEFAULT_MAX_FILE_BYTES, "larger files are skipped unread, so a huge or sparse file "
+            "cannot exhaust memory", kind=int, low=1, high=1 << 50, metavar="N",
+            shown_default=f"`{DEFAULT_MAX_FILE_BYTES}` (512 MiB)"),
     Setting("max_index_memory", None, "FAISS index budget (`2G`, `512M`): exact search up to 100k vectors, beyond "
             "that IVF-PQ tuned to recall@10 ≥ 0.95", metavar="SIZE", check=parse_size,
             shown_default="128 bytes per vector"),

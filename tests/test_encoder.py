@@ -1,5 +1,6 @@
 import json
 import logging
+import os
 import shutil
 import time
 
@@ -10,12 +11,13 @@ import pytest
 import torch
 
 from search.encoding import weights
-from search.encoding.encoder import load_encoder
+from search.encoding.encoder import load_encoder, register_model_config
 from search.errors import InvalidArgumentError, ModelLoadError, ModelMismatchError, WeightsUnavailableError
 from search.encoding.fingerprint import DEFAULT_MODEL, DEFAULT_PRETRAINED, ModelFingerprint
 from search.encoding.text_tower import TrimmedTextTower, pack_rows
 from tests.conftest import TINY_MODEL
-from tests.photos import make_image
+from search.query.searcher import Searcher
+from tests.photos import make_image, make_photo_tree
 
 
 def test_default_model_and_tag_exist_in_open_clip_registry():
@@ -231,3 +233,28 @@ def test_fp16_model_takes_float32_images(encoder, tiny_checkpoint):
     vectors = half.encode_images(pixels)
     assert vectors.dtype == np.float32
     assert np.all(np.sum(vectors * encoder.encode_images(pixels), axis=1) > 0.99)
+
+
+@pytest.mark.parametrize("name", ["{target}", "sub/name", "..", "a..b", "bad\\name", "new\nline", ""])
+def test_custom_architecture_name_that_is_not_a_file_name_writes_nothing(tmp_path, name):
+    """A bundle's manifest names its architecture; a name like ../../x/settings once overwrote
+    x/settings.json when the server registered the config (issue 14, item 4)."""
+    target = tmp_path / "settings"
+    name = name.format(target="../" * 12 + str(target).lstrip("/"))
+    with pytest.raises(ModelLoadError, match="invalid model name"):
+        register_model_config(name, {"embed_dim": 8})
+    assert not os.path.exists(str(target) + ".json")
+
+
+def test_bundle_naming_a_path_as_its_model_writes_nothing(tmp_path, make_config):
+    photos = tmp_path / "photos"
+    make_photo_tree(photos, 2)
+    make_config(photos)()
+    manifest_path = tmp_path / "index" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    target = tmp_path / "settings"
+    manifest["model"]["name"] = "../" * 12 + str(target).lstrip("/")
+    manifest_path.write_text(json.dumps(manifest))
+    with pytest.raises(ModelLoadError, match="invalid model name"):
+        Searcher.open(str(tmp_path / "index"), device="cpu")
+    assert not os.path.exists(str(target) + ".json")

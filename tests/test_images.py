@@ -7,7 +7,7 @@ import pytest
 from PIL import Image, TiffImagePlugin
 
 from search.errors import ImageError, ImageTooLargeError
-from search.encoding.images import HEIF_EXTENSIONS, load_image
+from search.encoding.images import heif_available, load_image
 from tests.photos import make_image, save_image
 
 
@@ -19,7 +19,7 @@ def test_every_format_decodes_to_rgb(tmp_path, ext):
     assert image.size == (64, 48) and (info.width, info.height) == (64, 48)
 
 
-@pytest.mark.skipif(not HEIF_EXTENSIONS, reason="pillow-heif is not installed")
+@pytest.mark.skipif(not heif_available(), reason="pillow-heif is not installed")
 @pytest.mark.parametrize("ext", [".heic", ".avif"])
 def test_heif_and_avif(tmp_path, ext):
     import pillow_heif

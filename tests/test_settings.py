@@ -42,8 +42,8 @@ def test_build_config_keeps_its_fields_and_defaults(tmp_path):
     assert {name: getattr(config, name) for name in build_config.SETTINGS.by_name} == {
         "photos": str(tmp_path), "index": str(tmp_path / ".photoindex"), "model": None, "pretrained": None,
         "model_config": None, "device": "auto", "gpus": None, "decode": "auto", "batch_size": None,
-        "workers": build_config.default_workers(), "max_pixels": 100_000_000, "include_hidden": False,
-        "max_index_memory": None, "checkpoint_every": 512, "follow_links": False}
+        "workers": build_config.default_workers(), "max_pixels": 100_000_000, "max_file_bytes": 512 << 20,
+        "include_hidden": False, "max_index_memory": None, "checkpoint_every": 512, "follow_links": False}
     assert BuildConfig(photos=tmp_path, index=tmp_path / "i").index == str(tmp_path / "i")  # paths may be Paths
 
 
@@ -55,7 +55,7 @@ def test_flags_keep_their_names():
 
     assert flags(build_config.add_arguments) == {
         "--index", "--model", "--pretrained", "--model-config", "--device", "--gpus", "--decode", "--batch-size",
-        "--workers", "--max-pixels", "--max-index-memory", "--include-hidden", "--checkpoint-every",
+        "--workers", "--max-pixels", "--max-file-bytes", "--max-index-memory", "--include-hidden", "--checkpoint-every",
         "--follow-links"}
     assert flags(serve_config.add_arguments) == {
         "--index", "--host", "--port", "--token", "--model", "--pretrained", "--device", "--max-upload-bytes",

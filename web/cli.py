@@ -1,4 +1,4 @@
-"""Command line: ``python -m web serve --index DIR``. A thin adapter over the app factory.
+"""Command line: ``python -m web serve PHOTOS`` (or ``--index DIR``). A thin adapter over the app factory.
 
 Serves with Werkzeug's threaded server, which is enough for one person's
 photos; for more, run the same app under gunicorn (see ``web/__init__.py``).
@@ -8,6 +8,7 @@ import argparse
 import sys
 
 from search.errors import SearchError
+from search.store.locate import locate_bundle
 
 from .config import add_arguments, config_from_args
 
@@ -17,14 +18,22 @@ def make_parser():
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="serve an index bundle: the search page, the JSON API and "
                                          "clip-retrieval's knn-service routes")
+    serve.add_argument("photos", nargs="?", metavar="PHOTOS",
+                       help="photo folder whose index (PHOTOS/.photoindex) to serve, instead of --index")
     add_arguments(serve)
     return parser
 
 
 def main(argv=None):
-    args = make_parser().parse_args(argv)
+    parser = make_parser()
+    args = parser.parse_args(argv)
+    if args.photos is not None:
+        if getattr(args, "index", None) is not None:  # flags left out are absent
+            parser.error("give the photo folder or --index, not both")
+        args.index = args.photos
     try:
         config = config_from_args(args)
+        locate_bundle(config.index)  # says what the path is when it is no index, before the model loads
         from .app import create_app  # after the arguments are checked: loading the model takes seconds
 
         app = create_app(config)

@@ -9,6 +9,7 @@ import os
 
 from search.errors import InvalidArgumentError
 from search.settings import DEVICE, FOLLOW_LINKS, MAX_PIXELS, MODEL, PRETRAINED, Setting, SettingsTable
+from search.store.locate import find_bundle
 
 MiB = 1 << 20
 
@@ -20,7 +21,8 @@ def check_token(token):
 
 
 SETTINGS = SettingsTable(
-    Setting("index", None, "index bundle folder to serve (from `python -m indexer build`)", required=True,
+    Setting("index", None, "index bundle folder to serve (from `python -m indexer build`), or the photo folder "
+            "that holds it as `.photoindex`", required=True,
             metavar="DIR", path=True),
     Setting("photos", None, "the photo folder whose files may be served: the index's photo folder must be inside "
             "it (a bundle cannot name files elsewhere)", metavar="DIR", path=True,
@@ -64,7 +66,7 @@ class ServeConfig:
     """The settings of one server; every field is a row of :data:`SETTINGS`."""
 
     def __post_init__(self):
-        self.index = os.path.abspath(self.index)
+        self.index = find_bundle(self.index)  # a photo folder stands for its .photoindex
         if self.photos is not None:
             self.photos = os.path.abspath(self.photos)
         if self.index_name is None:

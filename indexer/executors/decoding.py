@@ -15,26 +15,27 @@ from functools import partial
 from itertools import islice
 
 from ..stages.batch import Batch
-from ..stages.read import read_files
+from ..stages.read import DEFAULT_MAX_FILE_BYTES, read_files
 from .workers import AHEAD, decode_in_workers
 
 CHUNK = 8  # files per task: fewer round trips, still fine-grained
 
 
-def read_and_decode(decoder, photos):
+def read_and_decode(decoder, photos, max_file_bytes=DEFAULT_MAX_FILE_BYTES):
     """A Batch of Decoded for ``photos``, with the files that could not be read or decoded."""
-    read = read_files(photos)
+    read = read_files(photos, max_file_bytes)
     decoded = decoder(read.items)
     return Batch(decoded.items, read.skipped + decoded.skipped)
 
 
-def decode_in_order(files, decoder, workers, threads, times):
+def decode_in_order(files, decoder, workers, threads, times, max_file_bytes=DEFAULT_MAX_FILE_BYTES):
     """A Batch for each chunk of ``files``, in order.
 
     ``workers``: processes (or with ``threads``, threads) that decode ahead;
-    0 decodes in this process as the batches are asked for.
+    0 decodes in this process as the batches are asked for. Files over
+    ``max_file_bytes`` are skipped unread.
     """
-    job = partial(read_and_decode, decoder)
+    job = partial(read_and_decode, decoder, max_file_bytes=max_file_bytes)
     chunks = [files[i:i + CHUNK] for i in range(0, len(files), CHUNK)]
     if workers == 0:
         return (times.call("decode", job, chunk) for chunk in chunks)

@@ -77,7 +77,8 @@ def embed_files(files, encoder, stages, config, known, checkpoint, times, bar):
     since_checkpoint = 0
     with ExitStack() as running:
         decoded = running.enter_context(closing(
-            decode_in_order(files, decoder, config.workers, device is not None, times)))
+            decode_in_order(files, decoder, config.workers, device is not None, times,
+                            config.max_file_bytes)))
         batches = _new_batches(decoded, known, batch_size, out, bar)
         if device is None:
             inputs = map(embedder.prepare, batches)

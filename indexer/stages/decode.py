@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from search.encoding.images import PLAIN_JPEG_MODES, ImageInfo, load_image, read_header
+from search.encoding.images import PLAIN_JPEG_MODES, ImageInfo, load_image, missing_decoder, read_header
 from search.errors import ImageError
 
 from .batch import Batch, Skipped
@@ -52,6 +52,9 @@ class Decoder:
 
     def decode(self, photo, sha256, data):
         """Decoded or Skipped (with the reason) for the bytes ``data`` of ``photo``."""
+        missing = missing_decoder(photo.rel)
+        if missing:  # listed with the way out, not reported as a corrupt file
+            return Skipped(photo.rel, f"unsupported: {missing}", sha256)
         try:
             if self.leave_jpegs:
                 header = read_header(data, max_pixels=self.max_pixels)

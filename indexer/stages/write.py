@@ -13,13 +13,14 @@ from search.store.writer import commit
 
 
 def write_bundle(index, root, records, vectors, fingerprint, previous=None, previous_records=(),
-                 max_index_memory=None, checkpoint=None):
+                 max_index_memory=None, checkpoint=None, skipped=None):
     """Commit ``records`` (sorted by id) to the bundle folder ``index`` of the photo folder ``root``.
 
     ``vectors``: ``{sha256: vector}`` embedded in this build; ``previous``:
     the bundle being updated, whose vectors fill in the rest, and
     ``previous_records`` its records (in its rows' order); ``checkpoint``: the
-    build's :class:`indexer.checkpoint.Checkpoint`, cleared after the commit.
+    build's :class:`indexer.checkpoint.Checkpoint`, cleared after the commit;
+    ``skipped``: ``(files, conditions)``, the files to remember as skipped (``search.store.skipped``).
     """
     old_rows = {}
     for row, r in enumerate(previous_records):
@@ -40,6 +41,6 @@ def write_bundle(index, root, records, vectors, fingerprint, previous=None, prev
     else:
         manifest = Manifest(model=fingerprint.to_dict(), dim=fingerprint.dim, root=root)
     manifest.root = root
-    commit(index, manifest, records, out, max_index_memory=max_index_memory)
+    commit(index, manifest, records, out, max_index_memory=max_index_memory, skipped=skipped)
     if checkpoint is not None:
         checkpoint.clear()

@@ -22,9 +22,14 @@ from .text_tower import TrimmedTextTower
 
 
 def register_model_config(name, config):
-    """Make an architecture known to open_clip (custom configs recorded in a bundle)."""
+    """Make an architecture known to open_clip (custom configs recorded in a bundle).
+
+    The name comes from a bundle's manifest or the command line and becomes a
+    file name: it is checked before anything is written.
+    """
     if name in open_clip.list_models() or name.startswith((weights.HUB, weights.LOCAL_DIR)):
         return
+    weights.check_config_name(name)
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, f"{name}.json")
         with open(path, "w") as f:

@@ -18,8 +18,9 @@ from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from ..errors import ImageError, ImageTooLargeError
 
-# HEIC/HEIF/AVIF support is optional (pillow-heif); its opener joins Pillow's at the first decode.
-HEIF_EXTENSIONS = {".heic", ".heif", ".avif"} if importlib.util.find_spec("pillow_heif") else set()
+# HEIC/HEIF/AVIF are read by pillow-heif (a dependency); its opener joins Pillow's at the first decode.
+# Without it such files are still found, and skipped with the install hint (missing_decoder).
+HEIF_EXTENSIONS = frozenset({".heic", ".heif", ".avif"})
 
 IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".jpe", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"} | HEIF_EXTENSIONS
@@ -53,6 +54,19 @@ def is_image_path(path):
     return os.path.splitext(str(path))[1].lower() in IMAGE_EXTENSIONS
 
 
+@functools.cache
+def heif_available():
+    return importlib.util.find_spec("pillow_heif") is not None
+
+
+def missing_decoder(path):
+    """Why no installed decoder reads ``path``'s format (with the install hint), or None when one does."""
+    ext = os.path.splitext(str(path))[1].lower()
+    if ext in HEIF_EXTENSIONS and not heif_available():
+        return f"no decoder for {ext} files is installed: pip install pillow-heif"
+    return None
+
+
 def load_image(source, max_pixels=DEFAULT_MAX_PIXELS, min_size=None):
     """Open ``source`` (path, bytes, file object or PIL image) as an RGB image.
 
@@ -75,7 +89,7 @@ def load_image(source, max_pixels=DEFAULT_MAX_PIXELS, min_size=None):
 def register_heif():
     """Let Pillow open HEIF files, once per process, when pillow-heif is installed (not at import:
     Pillow's registry of formats belongs to the program)."""
-    if HEIF_EXTENSIONS:
+    if heif_available():
         import pillow_heif
 
         pillow_heif.register_heif_opener()

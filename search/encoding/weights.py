@@ -9,6 +9,7 @@ there as files: no process-wide offline switch.
 
 import difflib
 import os
+import re
 import socket
 import urllib.parse
 from dataclasses import dataclass
@@ -24,6 +25,9 @@ from .fingerprint import file_sha256
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".npz", ".ckpt")
 HUB = "hf-hub:"
 LOCAL_DIR = "local-dir:"
+# A custom architecture's name becomes a file name (open_clip registers configs by file): letters,
+# digits and ``._+-`` only, so a name read from a bundle cannot point anywhere else.
+CONFIG_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}")
 # What a tag's pretrained config says about preprocessing, as create_model_and_transforms takes it.
 PREPROCESS_ARGS = {"mean": "image_mean", "std": "image_std", "interpolation": "image_interpolation",
                    "resize_mode": "image_resize_mode"}
@@ -68,6 +72,14 @@ def resolve(name, pretrained, cache_dir=None):
         f"unknown pretrained tag {pretrained!r} for model {name!r}; "
         f"available tags: {', '.join(tags) or 'none (pass a checkpoint file)'}"
     )
+
+
+def check_config_name(name):
+    """Refuse a custom architecture's name that is not a plain file name (``../x``, ``a/b``, ``..``)."""
+    if not isinstance(name, str) or not CONFIG_NAME.fullmatch(name) or ".." in name:
+        raise ModelLoadError(
+            f"invalid model name {name!r} for a custom architecture: use letters, digits and . _ + - only"
+        )
 
 
 def check_name(name):

@@ -23,6 +23,7 @@ from ..index.choice import build_chosen
 from .atomic import atomic_dir
 from .manifest import generation_dir_name, utcnow, write_manifest
 from .metadata import write_metadata
+from .skipped import write_skipped
 
 LOCK_FILE = ".lock"
 KEEP_GENERATIONS = 2
@@ -63,12 +64,13 @@ def bundle_lock(bundle_dir):
             _held.discard(key)
 
 
-def commit(bundle_dir, manifest, records, vectors, index_type="auto", max_index_memory=None):
+def commit(bundle_dir, manifest, records, vectors, index_type="auto", max_index_memory=None, skipped=None):
     """Write ``records`` (sorted by id) and their ``vectors`` as the next generation.
 
     ``manifest`` is the previous one (or a fresh one); returns the new manifest.
     The index is chosen for the collection (see ``search.index.choice``) unless
     ``index_type`` names one; ``max_index_memory`` (bytes or "4G") bounds it.
+    ``skipped``: ``(files, conditions)`` for ``search.store.skipped``.
     """
     ids = np.fromiter((r.id for r in records), dtype=np.int64, count=len(records))
     vectors = np.ascontiguousarray(vectors, dtype=np.float32).reshape(len(records), manifest.dim)
@@ -88,6 +90,8 @@ def commit(bundle_dir, manifest, records, vectors, index_type="auto", max_index_
         _save_npy(os.path.join(gen, IDS_FILE), ids)
         _save_npy(os.path.join(gen, VECTORS_FILE), vectors)
         write_metadata(os.path.join(gen, METADATA_FILE), records)
+        if skipped is not None:
+            write_skipped(gen, *skipped)
         index_path = os.path.join(gen, ann.INDEX_FILE)
         ann.save_index(index, index_path)
         new.index_params["bytes_per_vector"] = round(os.path.getsize(index_path) / max(1, len(ids)), 1)

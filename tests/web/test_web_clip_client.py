@@ -8,7 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from web_helpers import assert_error
+from web_helpers import assert_error, serving
+
+from tests.photos import make_photo_tree
+from web import ServeConfig, create_app
 
 def load_clip_client():
     """ClipClient from the installed clip-retrieval package (``.ci/run`` installs it without its dependencies).
@@ -124,3 +127,16 @@ def test_image_url_limits(url_client, photo_host, path, status, code):
 @pytest.mark.parametrize("url", ["file:///etc/passwd", "ftp://127.0.0.1/x.jpg", "gopher://x", "http://", "//x/y"])
 def test_image_url_schemes_other_than_http_are_refused(url_client, url):
     assert_error(knn(url_client, url), 400, "image_url_rejected")
+
+
+def test_the_readme_example_as_written(tmp_path, make_config):
+    """The README's quick start (index PHOTOS, serve PHOTOS) then its ClipClient lines, unchanged."""
+    clip_client = load_clip_client()
+    make_photo_tree(tmp_path / "photos", 4)
+    make_config(tmp_path / "photos", index=None)()
+    app = create_app(ServeConfig(index=str(tmp_path / "photos"), device="cpu", warmup=False))
+    with serving(app) as url:
+        client = clip_client.ClipClient(url=f"{url}/knn-service", indice_name="photoindex", num_images=20)
+        results = client.query(text="a dog on the beach")
+    # a list of results (another name gets an error object, which their client then fails on)
+    assert isinstance(results, list) and 1 <= len(results) <= 4 and all("image_path" in r for r in results)
