@@ -186,7 +186,7 @@ class _Run:
         optimizer.step()
         with torch.no_grad():  # as open_clip's training: a temperature of at least 1/100
             model.logit_scale.clamp_(0, np.log(100))
-        return float(loss)
+        return float(loss.detach())
 
     def measure(self):
         """The held-out figures of the model as it is now."""
