@@ -144,10 +144,10 @@ class _Run:
                     seen += len(batch)
                     bar.update(len(batch))
                     bar.set_postfix(loss=f"{losses[-1]:.3f}" if losses else "-")
-                    if on_step:
-                        on_step(schedule.last_epoch)
                     if step % s.checkpoint_every == 0:
                         save()
+                    if on_step:
+                        on_step(schedule.last_epoch)
             figures = self.measure()
             epoch, step = epoch + 1, 0
             report.epochs.append({"epoch": epoch, "loss": round(float(np.mean(losses)), 4) if losses else None,
