@@ -83,13 +83,25 @@ def main():
                   "epochs_run": len(report.epochs), "stopped_early": report.stopped_early,
                   "pairs_per_second": report.samples_per_second,
                   "before": report.before, "after": report.after,
-                  "recall1_by_epoch": [e["text_to_image"]["recall@1"] for e in report.epochs]}
+                  "recall1_by_epoch": [e["text_to_image"]["recall@1"] for e in report.epochs],
+                  "seconds_to_recall1": _seconds_to(report.epochs, (0.5, 0.8))}
         if mode == "text":
             result["index_untouched"] = _hashes(index) == before
             served = evaluate_bundle(index, captions, load_encoder(MODEL, checkpoint, device="cpu"), key=kind_of)
             result["eval_all_photos_with_new_text_tower"] = served.text_to_image
         out[mode] = result
     emit(out)
+
+
+def _seconds_to(epochs, targets):
+    """Training seconds (measuring included) until held-out text->image recall@1 first reached each target."""
+    out, elapsed = {}, 0.0
+    for e in epochs:
+        elapsed += e["seconds"]
+        for t in targets:
+            if str(t) not in out and e["text_to_image"]["recall@1"] >= t:
+                out[str(t)] = round(elapsed, 1)
+    return out
 
 
 def _hashes(folder):

@@ -13,7 +13,7 @@ from search.encoding.encoder import load_encoder
 from search.errors import InvalidArgumentError, ModelMismatchError
 from search.quality.captions import read_captions
 from search.quality.finetune import finetune
-from search.quality.training import SETTINGS, FinetuneSettings, make_schedule
+from search.quality.training import SETTINGS, FinetuneSettings, make_schedule, split_photos
 from search.store.bundle import Bundle
 from tests.captioned import kind_of, make_captioned_set
 from tests.conftest import TINY_MODEL
@@ -133,13 +133,16 @@ def test_a_saved_state_of_another_run_is_refused(shapes_index, tmp_path):
 
 def test_broken_and_missing_photos_are_reported_and_left_out(shapes_index, tmp_path):
     index, captions = shapes_index
-    (tmp_path / "photos" / "kind01_000.png").write_text("broken after the build")
+    train, held = split_photos(captions.photos, FinetuneSettings().held_out, 0)
+    for photo in (train[0], held[0]):  # one met while training, one while measuring
+        (tmp_path / "photos" / photo).write_text("broken after the build")
     captions.captions.append(type(captions.captions[0])("gone.png", "not there", "line 999"))
     report = finetune(str(index), captions, str(tmp_path / "o.safetensors"),
-                      FinetuneSettings(mode="full", **(FAST | {"epochs": 1})), device="cpu")
+                      FinetuneSettings(mode="full", **FAST), device="cpu")
     reasons = {p["path"]: p["reason"] for p in report.problems}
-    assert reasons["gone.png"] == "missing" and reasons["kind01_000.png"] == "broken"
-    assert report.left_out == {"missing": 1, "broken": 2}  # two captions of the broken photo
+    assert reasons == {"gone.png": "missing", train[0]: "broken", held[0]: "broken"}
+    assert report.left_out == {"missing": 1, "broken": 4}  # two captions of each broken photo
+    assert report.photos["held_out"] == 9 and len(report.epochs) == 2
 
 
 def test_a_set_too_small_to_split_is_a_clear_error(shapes_index, tmp_path, capsys):

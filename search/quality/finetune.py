@@ -130,7 +130,7 @@ class _Run:
                         bad=bad)
 
         while epoch < s.epochs and bad <= s.patience:
-            pairs = epoch_pairs(self.texts_of, train, s.seed, epoch)
+            pairs = epoch_pairs(self.texts_of, [p for p in train if p in self.texts_of], s.seed, epoch)  # not broken
             losses, epoch_start = [], time.perf_counter()
             model.train()
             with tqdm(total=len(pairs), initial=min(step * s.batch_size, len(pairs)), unit="pair",
