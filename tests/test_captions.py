@@ -6,7 +6,7 @@ import pytest
 
 from indexer.cli import main
 from search.errors import InvalidArgumentError
-from search.quality.captions import check_photos, read_captions
+from search.quality.captions import read_captions
 
 
 def write(tmp_path, name, text):
@@ -50,14 +50,6 @@ def test_karpathy_json_keeps_one_split_and_joins_the_folder(tmp_path):
         ("val2014/v.jpg", "A cat."), ("val2014/v.jpg", "Cat")]
     assert [c.path for c in read_captions(path, split="train").captions] == ["train2014/t.jpg"]
     assert len(read_captions(path).captions) == 3
-
-
-def test_missing_photos_are_reported_not_dropped(tmp_path):
-    (tmp_path / "a.jpg").write_bytes(b"x")
-    lines = [{"path": "a.jpg", "caption": "one"}, {"path": "gone.jpg", "caption": "two"}]
-    captions = check_photos(read_captions(write(tmp_path, "c.jsonl", "\n".join(map(json.dumps, lines)))), tmp_path)
-    assert [c.path for c in captions.captions] == ["a.jpg"]
-    assert captions.problems == [{"path": "gone.jpg", "caption": "two", "where": "line 2", "reason": "missing"}]
 
 
 @pytest.mark.parametrize("name, text, message", [

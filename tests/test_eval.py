@@ -55,7 +55,7 @@ def test_recall_counts_any_row_of_the_photo_in_the_top_k():
 @pytest.fixture(scope="module")
 def shapes_index(tmp_path_factory, tiny_config_file, tiny_checkpoint):
     root = tmp_path_factory.mktemp("shapes")
-    photos, captions = make_captioned_set(root, per_kind=2)
+    photos, _ = make_captioned_set(root, per_kind=2)
     build(BuildConfig(photos=str(photos), index=str(root / "index"), model=TINY_MODEL, workers=0,
                       model_config=str(tiny_config_file), pretrained=str(tiny_checkpoint)), progress=False)
     return root

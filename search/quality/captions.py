@@ -16,10 +16,10 @@ listed in :attr:`CaptionSet.problems` with the reason.
 
 import csv
 import json
-import os
 from dataclasses import dataclass, field
 
 from ..errors import InvalidArgumentError
+
 
 @dataclass(frozen=True)
 class Caption:
@@ -163,8 +163,3 @@ def _bad(path, why):
     return InvalidArgumentError(f"{path}: {why}; formats: JSONL, CSV (path,caption), COCO captions JSON, "
                                 "Karpathy-split JSON")
 
-
-def check_photos(captions, root):
-    """Keep the captions whose photo is a file under ``root``; the others are reported as missing."""
-    present = {p for p in captions.photos if os.path.isfile(os.path.join(root, p))}
-    return captions.keep_photos(present, {})

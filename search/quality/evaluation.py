@@ -8,7 +8,7 @@ in the bundle are left out and reported, by reason.
 
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
@@ -31,9 +31,7 @@ class EvalReport:
     problems: list = field(default_factory=list)  # each left-out caption: path, caption, where, reason
 
     def to_dict(self):
-        return {"model": self.model, "photos": self.photos, "captions": self.captions,
-                "text_to_image": self.text_to_image, "image_to_text": self.image_to_text,
-                "images_per_second": self.images_per_second, "left_out": self.left_out, "problems": self.problems}
+        return asdict(self)
 
 
 def in_bundle(bundle, captions):
