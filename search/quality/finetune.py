@@ -216,7 +216,7 @@ class _Run:
         """The model as it is now, as a checkpoint ``--pretrained`` loads."""
         base = self.bundle.fingerprint
         meta = {"photosearch.mode": self.settings.mode,
-                "photosearch.base": json.dumps({k: v for k, v in base.to_dict().items() if k != "config"})}
+                "photosearch.base": json.dumps(_identity(base))}
         if self.settings.mode == "text":
             pretrained, sha = base.image_weights()
             meta[IMAGE_TOWER_KEY] = json.dumps({"pretrained": pretrained, "checkpoint_sha256": sha})
@@ -231,11 +231,16 @@ def _rank(figures):
     return tuple(t2i[f"recall@{k}"] or 0.0 for k in (1, 5, 10))
 
 
+def _identity(fingerprint):
+    """The fingerprint without its architecture (recorded in the bundle already)."""
+    return {k: v for k, v in fingerprint.to_dict().items() if k != "config"}
+
+
 def _signature(base, captions, train, held, settings):
     """What must match for a saved state to be resumed."""
     h = hashlib.sha256()
     for c in captions.captions:
         h.update(f"{c.path}\0{c.text}\n".encode())
     h.update(json.dumps([train, held]).encode())
-    return {"model": {k: v for k, v in base.to_dict().items() if k != "config"}, "captions": h.hexdigest(),
+    return {"model": _identity(base), "captions": h.hexdigest(),
             "settings": {k: v for k, v in settings.to_dict().items() if k != "checkpoint_every"}}
