@@ -1,4 +1,4 @@
-"""Command line: ``python -m indexer build|info|models|duplicates``. A thin adapter over the build."""
+"""Command line: ``python -m indexer build|info|models|duplicates|eval|finetune``. A thin adapter over the build."""
 
 import argparse
 import json
@@ -18,6 +18,8 @@ from search.store.locate import locate_bundle
 
 from .build import build
 from .config import DEFAULT_INDEX_DIR, BuildConfig, add_arguments, config_from_args
+from .quality_cli import COMMANDS as QUALITY_COMMANDS
+from .quality_cli import INTERRUPTED, add_parsers
 
 
 def make_parser():
@@ -35,6 +37,7 @@ def make_parser():
     p.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
                    help=f"cosine at or above which two photos are near-duplicates (default {DEFAULT_THRESHOLD})")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    add_parsers(sub)  # eval, finetune
     return parser
 
 
@@ -48,11 +51,16 @@ def main(argv=None):
             return cmd_info(args)
         if args.command == "duplicates":
             return cmd_duplicates(args)
+        if args.command in QUALITY_COMMANDS:
+            return QUALITY_COMMANDS[args.command](args)
         return cmd_models()
     except SearchError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
+        if args.command == "finetune":
+            print(INTERRUPTED, file=sys.stderr)
+            return 130
         print("interrupted: embeddings made so far are saved; run the same command again to resume", file=sys.stderr)
         return 130
 

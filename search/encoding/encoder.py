@@ -97,20 +97,22 @@ def _input_dtype(visual):
     return next(visual.parameters()).dtype
 
 
-def load_encoder(name=DEFAULT_MODEL, pretrained=DEFAULT_PRETRAINED, device="auto", config=None, cache_dir=None):
+def load_encoder(name=DEFAULT_MODEL, pretrained=DEFAULT_PRETRAINED, device="auto", config=None, cache_dir=None,
+                 precision=None):
     """Create an :class:`Encoder`; ``pretrained`` is an open_clip tag or a checkpoint file.
 
     ``name`` may also be ``hf-hub:org/repo`` or ``local-dir:/path`` (then
     ``pretrained`` is ignored). ``config`` registers a custom architecture.
     Raises :class:`ModelLoadError` (or :class:`WeightsUnavailableError`).
     Nothing process-wide changes: open_clip's log lines go wherever the
-    program's logging sends them.
+    program's logging sends them. ``precision``: open_clip's (default fp16 on CUDA, else fp32;
+    training wants fp32).
     """
     device = resolve_device(device)
     if config is not None:
         register_model_config(name, config)
     source = weights.resolve(name, pretrained, cache_dir)
-    precision = "fp16" if device == "cuda" else "fp32"
+    precision = precision or ("fp16" if device == "cuda" else "fp32")
     try:
         model, _, preprocess = open_clip.create_model_and_transforms(
             source.model, pretrained=source.pretrained, precision=precision, device=device, cache_dir=cache_dir,
@@ -126,5 +128,5 @@ def load_encoder(name=DEFAULT_MODEL, pretrained=DEFAULT_PRETRAINED, device="auto
     with torch.inference_mode():
         dim = int(model.encode_text(tokenizer(["a"]).to(device)).shape[-1])
     cfg = None if name.startswith((weights.HUB, weights.LOCAL_DIR)) else open_clip.get_model_config(name)
-    fingerprint = ModelFingerprint(name, source.recorded, dim, source.checkpoint_sha256, cfg)
+    fingerprint = ModelFingerprint(name, source.recorded, dim, source.checkpoint_sha256, cfg, source.image_tower)
     return Encoder(model, preprocess, tokenizer, fingerprint, device)

@@ -24,6 +24,9 @@ class ModelFingerprint:
     dim: int
     checkpoint_sha256: str | None = None
     config: dict | None = field(default=None, compare=False)  # architecture, so bundles are self-describing
+    # a text-tower fine-tune (``indexer finetune --mode text``): {"pretrained", "checkpoint_sha256"} of the
+    # weights its image tower came from unchanged, so it searches bundles those weights built
+    image_tower: dict | None = None
 
     def to_dict(self):
         return {
@@ -32,11 +35,13 @@ class ModelFingerprint:
             "dim": self.dim,
             "checkpoint_sha256": self.checkpoint_sha256,
             "config": self.config,
+            "image_tower": self.image_tower,
         }
 
     @classmethod
     def from_dict(cls, d):
-        return cls(d["name"], d.get("pretrained"), int(d["dim"]), d.get("checkpoint_sha256"), d.get("config"))
+        return cls(d["name"], d.get("pretrained"), int(d["dim"]), d.get("checkpoint_sha256"), d.get("config"),
+                   d.get("image_tower"))
 
     def describe(self):
         weights = self.pretrained
@@ -48,9 +53,17 @@ class ModelFingerprint:
         """True when vectors of ``self`` and ``other`` can be compared."""
         if self.name != other.name or self.dim != other.dim:
             return False
-        if self.checkpoint_sha256 and other.checkpoint_sha256:
-            return self.checkpoint_sha256 == other.checkpoint_sha256
-        return self.pretrained == other.pretrained
+        (pretrained, sha), (other_pretrained, other_sha) = self.image_weights(), other.image_weights()
+        if sha and other_sha:
+            return sha == other_sha
+        return pretrained == other_pretrained
+
+    def image_weights(self):
+        """``(pretrained, checkpoint_sha256)`` of the weights that embed images: the base's for a
+        text-tower fine-tune, which leaves image vectors (the bundle's) as they were."""
+        if self.image_tower:
+            return self.image_tower.get("pretrained"), self.image_tower.get("checkpoint_sha256")
+        return self.pretrained, self.checkpoint_sha256
 
     def check_same_space(self, other, where="the bundle"):
         if not self.same_space(other):

@@ -8,6 +8,7 @@ there as files: no process-wide offline switch.
 """
 
 import difflib
+import json
 import os
 import re
 import socket
@@ -23,6 +24,8 @@ from ..errors import ModelLoadError, WeightsUnavailableError
 from .fingerprint import file_sha256
 
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".npz", ".ckpt")
+# safetensors metadata of a text-tower fine-tune: the fingerprint's ``image_tower`` (search.quality.finetune)
+IMAGE_TOWER_KEY = "photosearch.image_tower"
 HUB = "hf-hub:"
 LOCAL_DIR = "local-dir:"
 # A custom architecture's name becomes a file name (open_clip registers configs by file): letters,
@@ -43,6 +46,7 @@ class WeightsSource:
     checkpoint_sha256: str | None = None  # of a file the user named
     preprocess: dict | None = None  # the tag's preprocessing arguments, when a cached file stands in for the tag
     downloads: bool = False  # open_clip may go to the network for it
+    image_tower: dict | None = None  # the base image weights a text-tower fine-tune records
 
 
 def resolve(name, pretrained, cache_dir=None):
@@ -64,7 +68,7 @@ def resolve(name, pretrained, cache_dir=None):
         return _tagged(name, pretrained, tag, cache_dir)
     if os.path.isfile(pretrained):
         path = os.path.abspath(pretrained)
-        return WeightsSource(name, path, path, checkpoint_sha256=file_sha256(path))
+        return WeightsSource(name, path, path, checkpoint_sha256=file_sha256(path), image_tower=_image_tower(path))
     if os.sep in pretrained or pretrained.lower().endswith(CHECKPOINT_SUFFIXES):
         raise ModelLoadError(f"checkpoint file not found: {pretrained}")
     tags = open_clip.list_pretrained_tags_by_model(name)
@@ -80,6 +84,21 @@ def check_config_name(name):
         raise ModelLoadError(
             f"invalid model name {name!r} for a custom architecture: use letters, digits and . _ + - only"
         )
+
+
+def _image_tower(path):
+    """What a checkpoint's safetensors metadata says its image tower is, if anything; a file
+    safetensors cannot read is left for open_clip to report."""
+    if not path.endswith(".safetensors"):
+        return None
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(path, "np") as f:
+            value = (f.metadata() or {}).get(IMAGE_TOWER_KEY)
+    except (OSError, SafetensorError):
+        return None
+    return json.loads(value) if value else None
 
 
 def check_name(name):
