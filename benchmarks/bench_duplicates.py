@@ -20,7 +20,6 @@ Two parts, each optional:
 """
 
 import argparse
-import io
 import os
 import shutil
 
