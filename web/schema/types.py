@@ -17,7 +17,9 @@ from pydantic_core import PydanticCustomError, core_schema
 
 MAX_ID = (1 << 63) - 1  # ids are SQLite integers
 MAX_EMBEDDING_VALUE = 1e6  # per component: the float32 vector and its norm stay finite (1e20 squared is not)
-MAX_TEXT = 1000
+# Characters of a query text, checked before tokenising: the model reads 77 tokens (about this much
+# English), and byte-pair encoding costs the square of a word's length (benchmarks/RESULTS.md).
+MAX_TEXT = 300
 _DATA_URL = re.compile(r"^data:([\w.+-]+/[\w.+-]+)?(;[\w=.+-]+)*;base64,", re.IGNORECASE)
 
 
