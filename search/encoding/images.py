@@ -27,6 +27,7 @@ IMAGE_EXTENSIONS = frozenset(
 # Pillow modes of JPEGs that every decoder turns into the same RGB (CMYK needs Adobe's inversion).
 PLAIN_JPEG_MODES = ("RGB", "L")
 DEFAULT_MAX_PIXELS = 100_000_000  # 100 MP: above any phone or DSLR, below a pixel bomb
+DEFAULT_MAX_QUERY_PIXELS = 25_000_000  # a query image: a 24 MP camera's, while the model reads 224 x 224
 
 _EXIF_DATETIME = (ExifTags.Base.DateTimeOriginal, ExifTags.Base.DateTimeDigitized)
 # What Pillow raises on damaged files, depending on where the damage is.

@@ -4,7 +4,11 @@ Routes only validate (``web.schema``), call the service and shape the answer;
 the ranking itself is the library's.
 """
 
+import posixpath
+
 from flask import Blueprint, jsonify, request
+
+from search.encoding.weights import LOCAL_DIR
 
 from ..schema import parse
 from ..schema.search import SearchRequest, TextQuery, UploadRequest
@@ -29,7 +33,7 @@ def search():
         "results": [result_json(r, *urls) for r in page.results],
         "total": page.total,
         "took_ms": took_ms,
-        "model": service.model_name,
+        "model": public_model_name(service.model_name),
     })
 
 
@@ -54,7 +58,7 @@ def stats():
     fingerprint = service.searcher.encoder.fingerprint
     return jsonify({
         "count": service.bundle.count,
-        "model": fingerprint.name,
+        "model": public_model_name(fingerprint.name),
         "pretrained": _display_weights(fingerprint.pretrained),
         "dim": service.bundle.dim,
         "index_type": manifest.index_type,
@@ -70,6 +74,13 @@ def stats():
 def healthz():
     # Answered only once the model is loaded and warmed up: create_app does both first.
     return jsonify({"status": "ok", "count": current_service().bundle.count})
+
+
+def public_model_name(name):
+    """The model's name as users see it: a local model folder's own name, not its path on the server."""
+    if name.startswith(LOCAL_DIR):
+        return LOCAL_DIR + posixpath.basename(name[len(LOCAL_DIR):].replace("\\", "/").rstrip("/"))
+    return name
 
 
 def _display_weights(pretrained):

@@ -53,8 +53,13 @@ def indices_list():
 
 
 def _image_url():
-    # absolute: clip-retrieval's front end shows the images from another origin
-    return id_url("media.image", _external=True)
+    # Absolute: clip-retrieval's front end shows the images from another origin. The configured public
+    # URL when there is one; else the request's Host header, which a client chooses (see the README).
+    public = current_service().config.public_url
+    if public is None:
+        return id_url("media.image", _external=True)
+    base, path = public.rstrip("/"), id_url("media.image")
+    return lambda image_id: base + path(image_id)
 
 
 def _metadata(image_id, path, url):

@@ -66,6 +66,8 @@ class ServedIndexName(_ServedValue):
     @staticmethod
     def check(name, info):
         served = info.context["index_name"]
+        if name == "":  # clip-retrieval's front end asks before its list of indices arrives: the one served
+            return served
         if name != served:
             raise PydanticCustomError("unknown_index", "unknown index '{name}'; available: {served}",
                                       {"name": name, "served": served})
@@ -107,7 +109,7 @@ class ServedSchema(GenerateJsonSchema):
         if served == "dim":
             json_schema = {**json_schema, "minItems": self.dim, "maxItems": self.dim}
         elif served == "index_name":
-            json_schema = {"enum": [self.index_name], **json_schema}
+            json_schema = {"enum": [self.index_name, ""], **json_schema}
         return json_schema
 
 
@@ -142,4 +144,4 @@ Base64Image = Annotated[str, AfterValidator(base64_image),
 Component = Annotated[float, Field(ge=-MAX_EMBEDDING_VALUE, le=MAX_EMBEDDING_VALUE)]
 Embedding = Annotated[list[Component], IndexDimension(),
                       Field(description="a vector of the index's dimension, not all zero, used as given")]
-IndexName = Annotated[str, ServedIndexName(), Field(description="the name of the served index")]
+IndexName = Annotated[str, ServedIndexName(), Field(description="the name of the served index (\"\": the one served)")]
