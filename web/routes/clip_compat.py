@@ -76,5 +76,6 @@ def _query_term(knn, service):
         raise ApiError(403, "image_url_disabled",
                        "image_url queries are off on this server; start it with --allow-image-url to enable them")
     with service.metrics.stage("fetch", "image_url"):
-        data = fetch_image(value, config.image_url_max_bytes, config.image_url_timeout)
+        data = fetch_image(value, config.image_url_max_bytes, config.image_url_timeout,
+                           allow_private=config.image_url_allow_private)
     return QueryTerm(QueryKind.IMAGE, data)
