@@ -10,6 +10,7 @@ from flask import Blueprint, jsonify, request
 
 from search.encoding.weights import LOCAL_DIR
 
+from ..query_images import decoded
 from ..schema import parse
 from ..schema.search import SearchRequest, TextQuery, UploadRequest
 from ..service import current_service
@@ -27,7 +28,7 @@ def search():
     else:
         query = parse.from_json(SearchRequest)
     service = current_service()
-    page, took_ms = service.search(query.terms(), **query.search_options())
+    page, took_ms = service.search(decoded(query.terms(), service), **query.search_options())
     urls = id_url("media.image"), id_url("media.thumbnail")
     return jsonify({
         "results": [result_json(r, *urls) for r in page.results],

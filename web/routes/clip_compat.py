@@ -10,6 +10,7 @@ from search.query.terms import QueryKind, QueryTerm
 
 from ..errors import ApiError
 from ..fetch import fetch_image
+from ..query_images import decoded
 from ..schema import parse
 from ..schema.clip import KnnRequest, MetadataRequest
 from ..service import current_service
@@ -24,7 +25,7 @@ KINDS = {"text": QueryKind.TEXT, "image": QueryKind.IMAGE, "embedding_input": Qu
 def knn_service():
     knn = parse.from_json(KnnRequest)
     service = current_service()
-    page, _ = service.search([_query_term(knn, service)], k=knn.num_result_ids or knn.num_images,
+    page, _ = service.search(decoded([_query_term(knn, service)], service), k=knn.num_result_ids or knn.num_images,
                              deduplicate=bool(knn.deduplicate))
     results, url = [], _image_url()
     for i, r in enumerate(page.results):
