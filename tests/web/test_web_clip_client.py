@@ -2,14 +2,13 @@
 
 import http.server
 import importlib.util
-import threading
 import time
 from pathlib import Path
 
 import pytest
 
 from web import fetch
-from web_helpers import assert_error, free_port
+from web_helpers import assert_error, free_port, http_server
 
 def load_clip_client():
     """ClipClient from the installed clip-retrieval package (``.ci/run`` installs it without its dependencies).
@@ -97,14 +96,8 @@ class _Photos(http.server.BaseHTTPRequestHandler):
 @pytest.fixture(scope="module")
 def photo_host(photo_paths):
     _Photos.payload = photo_paths[1].read_bytes()
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Photos)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(5)
-    server.server_close()
+    with http_server(_Photos) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -9,12 +9,11 @@ import functools
 import http.server
 import importlib.util
 import os
-import threading
 from pathlib import Path
 
 import pytest
 
-from web_helpers import serving
+from web_helpers import http_server, serving
 
 pytestmark = pytest.mark.browser
 sync_api = pytest.importorskip("playwright.sync_api")
@@ -37,13 +36,8 @@ def front_end():
         def log_message(self, *args):
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(build)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(5)
-    server.server_close()
+    with http_server(functools.partial(Quiet, directory=str(build))) as url:
+        yield url
 
 
 def test_their_front_end_searches_this_service(front_end, make_app):

@@ -1,7 +1,6 @@
 """The audit's small findings (issue 14, item 13): each one reproduced."""
 
 import dataclasses
-import json
 import socket
 import threading
 import time

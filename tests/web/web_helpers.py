@@ -64,6 +64,23 @@ def serving(app):
         server.server_close()
 
 
+@contextmanager
+def http_server(handler):
+    """A ``http.server`` handler class on 127.0.0.1 on a free port, in a thread: yields its base URL."""
+    import http.server
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join(5)
+        server.server_close()
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
