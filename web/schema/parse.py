@@ -16,7 +16,7 @@ from pydantic import BaseModel, ValidationError
 from ..errors import ApiError, bad_request
 from ..service import current_service
 
-_LONE_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]")  # a surrogate escape, paired or not
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")  # paired or not: the check below tells
 _OUR_CODES = {"invalid_argument", "no_query", "several_queries", "missing_field", "unknown_index"}
 
 
@@ -61,7 +61,7 @@ def json_body():
         raise ApiError(400, "invalid_json", f"the request body is not valid JSON: {e}") from None
     if not isinstance(body, dict):
         raise ApiError(400, "invalid_json", f"the request body must be a JSON object, not {_kind(body)}")
-    if _LONE_SURROGATE.search(raw):
+    if _SURROGATE_ESCAPE.search(raw):
         _check_characters(body)
     return body
 
