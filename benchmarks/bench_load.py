@@ -174,7 +174,8 @@ class HostileClient(Client):
             return "POST", "/knn-service", _json({"text": self.new_text(), "modality": "image", "num_images": 10,
                                                   "num_result_ids": 10_000, "deduplicate": True,
                                                   "indice_name": self.material["index_name"]}), _JSON
-        word = "".join(self.rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(300 if kind == "long_text" else 5000))
+        length = 300 if kind == "long_text" else 5000  # at the limit, and over it
+        word = "".join(self.rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(length))
         return "POST", "/api/search", _json({"text": word, "k": 24}), _JSON
 
 
