@@ -16,10 +16,17 @@ Prints one JSON object: requests served, errors by status, latency p50/p99
 (overall and by kind), requests per second, and memory at start and end, its
 maximum, its mean over each tenth of the run and its linear trend in MB per
 minute (over the whole run and over its second half).
+
+With ``--hostile N`` (default 4) a second measured phase of the same length
+runs the same clients with N hostile clients beside them: pixel-bomb uploads,
+``/knn-service`` with ``deduplicate`` over 10,000 result ids, and texts at and
+over the length limit. ``hostile_phase`` reports the normal clients' latency
+there (to compare with the first phase) and what the hostile requests got.
 """
 
 import argparse
 import http.client
+import io
 import json
 import os
 import random
@@ -33,6 +40,7 @@ import uuid
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from .common import WORKDIR, emit, machine, random_checkpoint
 from .datasets import write_photo_folder
@@ -88,6 +96,11 @@ class Client(threading.Thread):
         self.results = []
         self.last_text = None
 
+    KINDS = KINDS
+
+    def request_kind(self, i):
+        return self.KINDS[(i + self.number) % len(self.KINDS)]
+
     def new_text(self):
         """Three words of a few dozen: mostly a text no client asked for before."""
         return " ".join(self.rng.sample(WORDS, 3))
@@ -97,7 +110,7 @@ class Client(threading.Thread):
         for i in range(self.max_requests):
             if time.monotonic() >= self.deadline:
                 break
-            kind = KINDS[(i + self.number) % len(KINDS)]
+            kind = self.request_kind(i)
             method, path, body, headers = self.request(kind)
             started = time.perf_counter()
             try:
@@ -131,18 +144,50 @@ class Client(threading.Thread):
             return "POST", "/api/search", _json({"text": self.new_text(), "k": 24}), _JSON
         if kind == "similar":
             return "POST", "/api/search", _json({"id": rng.choice(m["ids"]), "k": 24}), _JSON
-        boundary = uuid.uuid4().hex
-        body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"upload.jpg\"\r\n"
-                f"Content-Type: image/jpeg\r\n\r\n").encode() + rng.choice(m["uploads"]) + (
-            f"\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"k\"\r\n\r\n24\r\n--{boundary}--\r\n").encode()
-        return "POST", "/api/search", body, {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+        return _multipart(rng.choice(m["uploads"]), "upload.jpg")
 
 
 _JSON = {"Content-Type": "application/json"}
 
 
+def _multipart(image, filename):
+    boundary = uuid.uuid4().hex
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"{filename}\"\r\n"
+            f"Content-Type: application/octet-stream\r\n\r\n").encode() + image + (
+        f"\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"k\"\r\n\r\n24\r\n--{boundary}--\r\n").encode()
+    return "POST", "/api/search", body, {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+
+
 def _json(value):
     return json.dumps(value).encode()
+
+
+class HostileClient(Client):
+    """A client whose every request is made to cost the server: bombs, huge deduplications, long texts."""
+
+    KINDS = ("bomb_upload", "dedupe_10000", "long_text", "over_long_text")
+
+    def request(self, kind):
+        if kind == "bomb_upload":
+            return _multipart(self.rng.choice(self.material["bombs"]), "bomb.png")
+        if kind == "dedupe_10000":
+            return "POST", "/knn-service", _json({"text": self.new_text(), "modality": "image", "num_images": 10,
+                                                  "num_result_ids": 10_000, "deduplicate": True,
+                                                  "indice_name": self.material["index_name"]}), _JSON
+        length = 300 if kind == "long_text" else 5000  # at the limit, and over it
+        word = "".join(self.rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(length))
+        return "POST", "/api/search", _json({"text": word, "k": 24}), _JSON
+
+
+def query_bombs():
+    """Pixel bombs of a few kB: a 100 MP 1-bit PNG and a 16383 x 6100 lossless WebP."""
+    bombs = []
+    for mode, size, options in (("1", (10_000, 10_000), {"format": "PNG"}),
+                                ("RGB", (16_383, 6_100), {"format": "WEBP", "lossless": True, "method": 0})):
+        out = io.BytesIO()
+        Image.new(mode, size).save(out, **options)
+        bombs.append(out.getvalue())
+    return bombs
 
 
 class MemorySampler(threading.Thread):
@@ -194,16 +239,19 @@ def tree_rss_mb(pid):
     return total / 1024
 
 
-def run_load(url, clients, seconds, material, max_requests, seed=0):
+def run_load(url, clients, seconds, material, max_requests, seed=0, hostile=0):
+    """``(normal results, wall seconds, clients stuck, hostile results)``."""
     deadline = time.monotonic() + seconds
     workers = [Client(url, seed + i, material, deadline, max_requests) for i in range(clients)]
+    attackers = [HostileClient(url, seed + clients + i, material, deadline, max_requests) for i in range(hostile)]
     started = time.monotonic()
-    for w in workers:
+    for w in workers + attackers:
         w.start()
-    for w in workers:
+    for w in workers + attackers:
         w.join(seconds + 120)  # each request times out in 60 s: a stuck client cannot hold the run forever
     wall = time.monotonic() - started
-    return [r for w in workers for r in w.results], wall, sum(w.is_alive() for w in workers)
+    return ([r for w in workers for r in w.results], wall, sum(w.is_alive() for w in workers + attackers),
+            [r for w in attackers for r in w.results])
 
 
 def summarize(results, wall):
@@ -218,6 +266,14 @@ def summarize(results, wall):
     out["by_kind"] = {kind: {"requests": sum(k == kind for k, _ in ok), **_percentiles([s for k, s in ok if k == kind])}
                       for kind in sorted({k for k, _ in ok})}
     return out
+
+
+def summarize_statuses(results):
+    """Per kind: how many, their statuses and latency, whatever the status."""
+    return {kind: {"requests": sum(k == kind for k, _, _ in results),
+                   "statuses": sorted({str(st) for k, st, _ in results if k == kind}),
+                   **_percentiles([s for k, _, s in results if k == kind])}
+            for kind in sorted({k for k, _, _ in results})}
 
 
 def _percentiles(seconds):
@@ -239,6 +295,8 @@ def main(argv=None):
     parser.add_argument("--photos", type=int, default=300, help="generated photos in the bundle")
     parser.add_argument("--threads", type=int, default=16, help="gunicorn threads (one worker)")
     parser.add_argument("--max-requests", type=int, default=100_000, help="per client: a bound on its loop")
+    parser.add_argument("--hostile", type=int, default=4,
+                        help="hostile clients beside the normal ones in a second phase (0: no such phase)")
     parser.add_argument("--sample-interval", type=float, default=1.0, help="seconds between memory samples")
     parser.add_argument("--workdir", default=WORKDIR, help="where photos, checkpoints and bundles are kept")
     parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
@@ -257,9 +315,16 @@ def main(argv=None):
             run_load(url, args.clients, args.warmup_seconds, material, args.max_requests, seed=1000)
             sampler = MemorySampler(server.pid, args.sample_interval)
             sampler.start()
-            results, wall, stuck = run_load(url, args.clients, args.seconds, material, args.max_requests)
+            results, wall, stuck, _ = run_load(url, args.clients, args.seconds, material, args.max_requests)
             sampler.stop.set()
             sampler.join(10)
+            hostile = None
+            if args.hostile:
+                material.update(bombs=query_bombs(), index_name=http_json(url, "/indices-list")[0])
+                normal, hostile_wall, hostile_stuck, attacks = run_load(
+                    url, args.clients, args.seconds, material, args.max_requests, seed=2000, hostile=args.hostile)
+                hostile = {"hostile_clients": args.hostile, "normal_clients": summarize(normal, hostile_wall),
+                           "hostile_requests": summarize_statuses(attacks), "clients_stuck": hostile_stuck}
             alive_after = http_json(url, "/healthz")["status"] == "ok"
         finally:
             if sampler is not None:
@@ -273,7 +338,7 @@ def main(argv=None):
                           "image upload 1/4, more-like-this 1/4", "env": args.env},
         "build_s": build_s, "server_ready_s": ready_s,
         **summarize(results, wall), "clients_stuck": stuck, "healthz_after": alive_after,
-        "server_rss": sampler.summary(),
+        "server_rss": sampler.summary(), "hostile_phase": hostile,
     })
 
 

@@ -68,12 +68,11 @@ class UploadClosingRequest(Request):
 
 
 def _configure_logging():
-    # Under gunicorn or `python -m web`, our INFO lines (model loaded, ready)
-    # should show, without turning on every library's INFO logging; a host
-    # that configured logging itself is left alone.
-    logger = logging.getLogger("web")
-    if not logging.getLogger().handlers and not logger.handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        logger.addHandler(handler)
-        logger.setLevel(logging.INFO)
+    # Under gunicorn or `python -m web`, our INFO lines (model loaded, ready) should show, without
+    # turning on every library's INFO logging; a host that configured logging itself is left alone.
+    # The handler goes on the root logger: a handler on "web" alone printed every line twice once a
+    # library called logging.info() (open_clip does), which installs a root handler of its own.
+    if logging.getLogger().handlers:
+        return
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("web").setLevel(logging.INFO)

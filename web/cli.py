@@ -1,16 +1,30 @@
 """Command line: ``python -m web serve PHOTOS`` (or ``--index DIR``). A thin adapter over the app factory.
 
 Serves with Werkzeug's threaded server, which is enough for one person's
-photos; for more, run the same app under gunicorn (see ``web/__init__.py``).
+photos on their own machine; production is the same app under gunicorn
+(see ``web/__init__.py`` and the README). The development server holds a
+thread per connection, so an idle or half-open connection is dropped after
+``IDLE_TIMEOUT`` seconds without a byte.
 """
 
 import argparse
 import sys
 
+from werkzeug.serving import WSGIRequestHandler
+
 from search.errors import SearchError
 from search.store.locate import locate_bundle
 
 from .config import add_arguments, config_from_args
+
+
+IDLE_TIMEOUT = 30  # seconds a connection may stay silent, mid-request or between requests
+
+
+class TimeoutRequestHandler(WSGIRequestHandler):
+    """Werkzeug's handler with a socket timeout (``socketserver`` applies ``timeout`` to each connection)."""
+
+    timeout = IDLE_TIMEOUT
 
 
 def make_parser():
@@ -44,7 +58,8 @@ def main(argv=None):
         print(f"warning: serving on {config.host} without a token; anyone who can reach it can search "
               "and read your photos (set PHOTOSEARCH_TOKEN)", file=sys.stderr)
     try:
-        app.run(host=config.host, port=config.port, threaded=True, debug=False, use_reloader=False)
+        app.run(host=config.host, port=config.port, threaded=True, debug=False, use_reloader=False,
+                request_handler=TimeoutRequestHandler)
     except OSError as e:  # the port is taken, or the address is not ours
         print(f"error: cannot listen on {config.host}:{config.port}: {e.strerror or e}", file=sys.stderr)
         return 1

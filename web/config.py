@@ -6,7 +6,9 @@ a flag wins.
 """
 
 import os
+import urllib.parse
 
+from search.encoding.images import DEFAULT_MAX_QUERY_PIXELS
 from search.errors import InvalidArgumentError
 from search.settings import DEVICE, FOLLOW_LINKS, MAX_PIXELS, MODEL, PRETRAINED, Setting, SettingsTable
 from search.store.locate import find_bundle
@@ -18,6 +20,13 @@ def check_token(token):
     # Header bytes reach WSGI as latin-1; ASCII keeps the comparison exact.
     if len(token) < 8 or not all("!" <= c <= "~" for c in token):
         raise InvalidArgumentError("the token must be at least 8 printable ASCII characters, without spaces")
+
+
+def check_public_url(url):
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+        raise InvalidArgumentError("the public URL must be an http:// or https:// URL without a query, "
+                                   "such as https://photos.example.org")
 
 
 SETTINGS = SettingsTable(
@@ -39,6 +48,9 @@ SETTINGS = SettingsTable(
     Setting("max_upload_bytes", 20 * MiB, "largest request body accepted (413 above it)", kind=int, low=1024,
             high=1 << 34, metavar="N", shown_default=f"`{20 * MiB}` (20 MiB)"),
     MAX_PIXELS,
+    Setting("max_query_pixels", DEFAULT_MAX_QUERY_PIXELS, "larger query images (uploads, base64, `image_url`) "
+            "get a 413 from their header alone; a query needs only the model's input size", kind=int, low=1,
+            high=1 << 40, metavar="N"),
     Setting("thumbnail_size", 256, "longest side of thumbnails in pixels", kind=int, low=16, high=2048,
             metavar="N"),
     Setting("index_name", None, "name of the index for the clip-retrieval routes", metavar="NAME",
@@ -49,6 +61,11 @@ SETTINGS = SettingsTable(
             high=1 << 34, metavar="N", shown_default=f"`{10 * MiB}` (10 MiB)"),
     Setting("image_url_timeout", 10.0, "seconds allowed for fetching an `image_url`", kind=float, low=0.1,
             high=120.0, metavar="SECONDS"),
+    Setting("image_url_allow_private", False, "let `image_url` reach loopback, private, link-local and reserved "
+            "addresses (refused by default, after DNS and after each redirect)", kind=bool),
+    Setting("public_url", None, "the service's address as its users reach it, for the absolute image URLs of the "
+            "clip-retrieval routes", metavar="URL", shown_default="from each request's `Host` header",
+            check=check_public_url),
     Setting("cors_origin", None, "origin allowed to call the clip-retrieval routes from a browser (e.g. their "
             "hosted front end)", metavar="ORIGIN"),
     Setting("reload_interval", 2.0, "seconds between checks for a newer index generation written by the indexer "

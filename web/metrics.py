@@ -22,6 +22,9 @@ from prometheus_client import (
 # Text encoding on a CPU takes 5-50 ms, an image up to a few hundred; the
 # buckets resolve both ends.
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+# The method label takes these values and "other": any token is a valid method, and each one
+# a client makes up would otherwise add a series to /metrics for good.
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "TRACE", "CONNECT"})
 
 
 class Metrics:
@@ -66,6 +69,7 @@ def init_app(app, metrics):
         if started is not None:
             # The endpoint name, not the path, so ids do not explode the label set.
             endpoint = request.endpoint or "unmatched"
-            metrics.requests.labels(endpoint, request.method, str(response.status_code)).observe(
+            method = request.method if request.method in METHODS else "other"
+            metrics.requests.labels(endpoint, method, str(response.status_code)).observe(
                 time.perf_counter() - started)
         return response

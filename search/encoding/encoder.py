@@ -19,6 +19,7 @@ from .device import resolve_device
 from .fingerprint import DEFAULT_MODEL, DEFAULT_PRETRAINED, ModelFingerprint
 from .images import load_image
 from .text_tower import TrimmedTextTower
+from .tokenizer_cache import bound_cache
 
 
 def register_model_config(name, config):
@@ -124,7 +125,7 @@ def load_encoder(name=DEFAULT_MODEL, pretrained=DEFAULT_PRETRAINED, device="auto
         raise ModelLoadError(f"cannot load model {name!r} with weights {pretrained!r}: {e}") from e
     except (OSError, ValueError, KeyError, AssertionError) as e:  # open_clip asserts on shape mismatches
         raise ModelLoadError(f"cannot load model {name!r} with weights {pretrained!r}: {e}") from e
-    tokenizer = open_clip.get_tokenizer(source.model)
+    tokenizer = bound_cache(open_clip.get_tokenizer(source.model))
     with torch.inference_mode():
         dim = int(model.encode_text(tokenizer(["a"]).to(device)).shape[-1])
     cfg = None if name.startswith((weights.HUB, weights.LOCAL_DIR)) else open_clip.get_model_config(name)

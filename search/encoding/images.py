@@ -9,6 +9,7 @@ import importlib.util
 import io
 import os
 import struct
+import threading
 import warnings
 from dataclasses import dataclass
 from datetime import datetime
@@ -28,6 +29,12 @@ IMAGE_EXTENSIONS = frozenset(
 # Pillow modes of JPEGs that every decoder turns into the same RGB (CMYK needs Adobe's inversion).
 PLAIN_JPEG_MODES = ("RGB", "L")
 DEFAULT_MAX_PIXELS = 100_000_000  # 100 MP: above any phone or DSLR, below a pixel bomb
+DEFAULT_MAX_QUERY_PIXELS = 25_000_000  # a query image: a 24 MP camera's, while the model reads 224 x 224
+
+# Query images are decoded at most this many at a time: each decode holds a core and its pixels.
+_QUERY_DECODES = threading.BoundedSemaphore(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                                            else os.cpu_count() or 1)
+_REDUCIBLE_MODES = ("L", "LA", "RGB", "RGBA", "I", "F")  # what Image.reduce takes as stored
 
 _EXIF_DATETIME = (ExifTags.Base.DateTimeOriginal, ExifTags.Base.DateTimeDigitized)
 # What Pillow raises on damaged files, depending on where the damage is.
@@ -83,6 +90,41 @@ def load_image(source, max_pixels=DEFAULT_MAX_PIXELS, min_size=None):
         source = io.BytesIO(source)
     with _open(source) as img:  # closes the file; decoded pixels stay in the new image
         return _safely("decode image", _decode, img, max_pixels, min_size)
+
+
+def load_query_image(data, max_pixels=DEFAULT_MAX_QUERY_PIXELS, min_size=None):
+    """Decode the encoded image ``data`` of a query: ``(image, ImageInfo)``, as :func:`load_image`.
+
+    A query needs only the model's input size, so its limits are its own: the
+    header is checked against ``max_pixels`` before a pixel is decoded, at most
+    one image per core is decoded at a time, and the decoded image is no larger
+    than needed: a JPEG decodes at a reduced scale (as with ``min_size`` in
+    :func:`load_image`), other formats are reduced by a whole factor right after
+    decoding while both sides stay at least twice ``min_size``, before any
+    conversion; no full-size copy is kept.
+    """
+    if not data:
+        raise ImageError("empty file", reason="empty")
+    img = _open(io.BytesIO(data))  # bytes in memory: nothing to close
+    _safely("read image header", _header, img, max_pixels)
+    with _QUERY_DECODES:
+        return _safely("decode image", _decode_query, img, max_pixels, min_size)
+
+
+def _decode_query(img, max_pixels, min_size):
+    info, _ = _header(img, max_pixels)
+    if min_size and img.format == "JPEG":
+        img.draft("RGB", (min_size, min_size))
+    img.load()
+    factor = min(img.size) // (2 * min_size) if min_size else 1
+    reduced = factor > 1 and img.mode in _REDUCIBLE_MODES
+    if reduced:
+        img = img.reduce(factor)
+    ImageOps.exif_transpose(img, in_place=True)  # without in_place, an image needing none is copied
+    img = _to_rgb(img)
+    if factor > 1 and not reduced:  # "1", "P", "CMYK"...: reduced once converted
+        img = img.reduce(factor)
+    return img, info
 
 
 @functools.cache

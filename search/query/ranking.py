@@ -12,6 +12,8 @@ from ..errors import InvalidArgumentError
 DUPLICATE_THRESHOLD = 0.94  # cosine above which two results count as near-duplicates (clip-retrieval's)
 COUNT_CHUNK = 262_144  # rows scored at a time when counting over all vectors: bounded memory
 SCORE_CHUNK = 16_384  # rows gathered at a time to score a set of rows: bounded memory
+DEDUPLICATE_MAX = 4_096  # ranked results deduplication considers: its cost grows with the square of this
+DEDUPLICATE_BLOCK = 512  # results compared with each other at a time
 
 
 def normalize(vectors):
@@ -90,11 +92,24 @@ def select(ids, scores, offset, k, min_score=None, exclude=()):
     return ids[keep][offset:offset + k], scores[keep][offset:offset + k]
 
 
-def deduplicate(vectors, threshold=DUPLICATE_THRESHOLD):
-    """Positions to keep from ranked ``vectors``: each one not near an earlier kept one."""
-    vectors = np.asarray(vectors, dtype=np.float32)
-    keep = []
-    for i, v in enumerate(vectors):
-        if not keep or np.max(vectors[keep] @ v) < threshold:
-            keep.append(i)
-    return np.asarray(keep, dtype=np.int64)
+def deduplicate(vectors, threshold=DUPLICATE_THRESHOLD, max_candidates=DEDUPLICATE_MAX, block=DEDUPLICATE_BLOCK):
+    """Positions to keep from ranked ``vectors``: each one not near an earlier kept one.
+
+    Only the first ``max_candidates`` rows are considered (the rest are not
+    kept), so a request's cost is bounded. Rows are compared ``block`` at a
+    time: one matrix product against the rows kept so far, then the greedy
+    pass within the block over its own small Gram matrix.
+    """
+    vectors = np.asarray(vectors[:max_candidates], dtype=np.float32)
+    kept = np.zeros(len(vectors), dtype=bool)
+    for start in range(0, len(vectors), block):
+        part = vectors[start:start + block]
+        free = np.ones(len(part), dtype=bool)
+        if start:  # rows near one kept in an earlier block
+            free &= ~np.any(part @ vectors[:start][kept[:start]].T >= threshold, axis=1)
+        near = part @ part.T >= threshold
+        for i in np.flatnonzero(free):
+            if free[i]:  # still free: keep it, and free no later row of the block near it
+                kept[start + i] = True
+                free[i + 1:] &= ~near[i, i + 1:]
+    return np.flatnonzero(kept)

@@ -2,16 +2,15 @@
 
 import http.server
 import importlib.util
-import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from web_helpers import assert_error, serving
+from web_helpers import assert_error, free_port, http_server, serving
 
 from tests.photos import make_photo_tree
-from web import ServeConfig, create_app
+from web import ServeConfig, create_app, fetch
 
 def load_clip_client():
     """ClipClient from the installed clip-retrieval package (``.ci/run`` installs it without its dependencies).
@@ -65,11 +64,26 @@ class _Photos(http.server.BaseHTTPRequestHandler):
                 self.wfile.flush()
                 time.sleep(0.1)
         elif self.path == "/to-file":
-            self.send_response(302)
-            self.send_header("Location", "file:///etc/passwd")
+            self._redirect("file:///etc/passwd")
+        elif self.path == "/trickle.jpg":  # a header line every 0.5 s, for 30 s: no read ever times out
+            self.send_response(200)
+            for i in range(60):
+                self.send_header(f"X-Line-{i}", "x")
+                self.flush_headers()
+                time.sleep(0.5)
             self.end_headers()
+        elif self.path.startswith("/hop/"):  # 0.4 s a hop, then the next: each hop well within the limit
+            hops = int(self.path.rsplit("/", 1)[1])
+            time.sleep(0.4)
+            self._redirect(f"/hop/{hops - 1}" if hops > 1 else "/photo.jpg")
         else:
             self._send(404, b"missing")
+
+    def _redirect(self, location):
+        self.send_response(302)
+        self.send_header("Location", location)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
 
     def _send(self, status, data):
         self.send_response(status)
@@ -84,20 +98,16 @@ class _Photos(http.server.BaseHTTPRequestHandler):
 @pytest.fixture(scope="module")
 def photo_host(photo_paths):
     _Photos.payload = photo_paths[1].read_bytes()
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Photos)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(5)
-    server.server_close()
+    with http_server(_Photos) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
 def url_client(make_app, photo_paths):
     limit = len(photo_paths[1].read_bytes()) * 10
-    app = make_app(allow_image_url=True, image_url_max_bytes=limit, image_url_timeout=1.0)
+    # The test servers are on 127.0.0.1, which a server refuses to reach unless allowed to.
+    app = make_app(allow_image_url=True, image_url_max_bytes=limit, image_url_timeout=1.0,
+                   image_url_allow_private=True)
     return app.test_client()
 
 
@@ -112,16 +122,52 @@ def test_image_url_when_enabled(url_client, photo_host, photo_paths, photo_root,
     assert first["similarity"] == pytest.approx(1.0, abs=1e-4)
 
 
+def test_image_url_follows_redirects_within_the_deadline(url_client, photo_host):
+    assert knn(url_client, f"{photo_host}/hop/2").status_code == 200  # 0.8 s in all
+
+
 @pytest.mark.parametrize("path, status, code", [
     ("/big.jpg", 413, "image_too_large"),
     ("/missing.jpg", 400, "image_url_failed"),
-    ("/to-file", 400, "image_url_rejected"),
+    ("/to-file", 400, "image_url_failed"),
     ("/slow.jpg", 400, "image_url_failed"),
+    ("/trickle.jpg", 400, "image_url_failed"),  # headers that never end: held for 30 s before
+    ("/hop/3", 400, "image_url_failed"),  # 1.2 s of redirects, each within the limit: one deadline for all
 ])
 def test_image_url_limits(url_client, photo_host, path, status, code):
     started = time.monotonic()
     assert_error(knn(url_client, f"{photo_host}{path}"), status, code)
-    assert time.monotonic() - started < 3  # the 1 s limit holds for the whole transfer
+    assert time.monotonic() - started < 2  # the 1 s limit holds for the whole fetch
+
+
+@pytest.fixture(scope="module")
+def public_only_client(make_app):
+    return make_app(allow_image_url=True, image_url_timeout=2.0).test_client()
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "[::1]", "10.0.0.1", "192.168.1.1", "169.254.169.254",
+                                  "100.64.0.1", "0.0.0.0", "[::ffff:127.0.0.1]", "[fe80::1]", "224.0.0.1",
+                                  "240.0.0.1", "2130706433"])
+def test_image_url_refuses_addresses_inside_by_default(public_only_client, photo_host, host):
+    port = photo_host.rsplit(":", 1)[1]
+    answer = assert_error(knn(public_only_client, f"http://{host}:{port}/photo.jpg"), 400, "image_url_failed")
+    assert answer["message"] == fetch.FAILED
+
+
+def test_image_url_checks_every_redirect(public_only_client, photo_host, monkeypatch):
+    checked = []
+    monkeypatch.setattr(fetch, "is_public", lambda ip: checked.append(ip) or len(checked) == 1)  # the first hop only
+    assert_error(knn(public_only_client, f"{photo_host}/hop/1"), 400, "image_url_failed")
+    assert checked == ["127.0.0.1", "127.0.0.1"]
+    assert knn(public_only_client, f"{photo_host}/photo.jpg").status_code == 400  # and the same check at once
+
+
+def test_image_url_failures_all_say_the_same(url_client, photo_host):
+    closed_port = free_port()  # nothing listens there
+    answers = [knn(url_client, url).get_json() for url in (
+        f"http://127.0.0.1:{closed_port}/photo.jpg", f"{photo_host}/missing.jpg", f"{photo_host}/to-file",
+        f"{photo_host}/slow.jpg", "http://no-such-host.invalid/x.jpg")]
+    assert answers == [{"error": {"code": "image_url_failed", "message": fetch.FAILED}}] * len(answers)
 
 
 @pytest.mark.parametrize("url", ["file:///etc/passwd", "ftp://127.0.0.1/x.jpg", "gopher://x", "http://", "//x/y"])

@@ -175,3 +175,12 @@ def test_cors_only_when_configured_and_only_on_their_routes(client, make_app):
     assert preflight.status_code == 200
     assert preflight.headers["Access-Control-Allow-Origin"] == "https://front.example"
     assert "Access-Control-Allow-Origin" not in cors.get("/api/stats").headers
+
+
+def test_an_empty_indice_name_is_the_index_served(client):
+    # Their front end sends its first query before its list of indices arrives, with indice_name "".
+    named = post(client, "/knn-service", front_end_body()).get_json()
+    assert post(client, "/knn-service", front_end_body(indice_name="")).get_json() == named
+    ids = [r["id"] for r in named[:3]]
+    assert post(client, "/metadata", json.dumps({"ids": ids, "indice_name": ""})).get_json() == \
+        post(client, "/metadata", json.dumps({"ids": ids, "indice_name": INDEX})).get_json()

@@ -60,8 +60,8 @@ def test_the_served_index_is_in_the_schemas(client, bundle):
     assert embedding["minItems"] == embedding["maxItems"] == bundle.dim
     knn = schemas["KnnRequest"]["properties"]
     assert knn["embedding_input"]["anyOf"][0]["maxItems"] == bundle.dim
-    assert knn["indice_name"]["enum"] == ["photos-index"]
-    assert schemas["MetadataRequest"]["properties"]["indice_name"]["anyOf"][0]["enum"] == ["photos-index"]
+    assert knn["indice_name"]["enum"] == ["photos-index", ""]
+    assert schemas["MetadataRequest"]["properties"]["indice_name"]["anyOf"][0]["enum"] == ["photos-index", ""]
 
 
 def test_request_schemas_are_plain_objects_that_generators_type(client):

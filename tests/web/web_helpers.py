@@ -2,6 +2,7 @@
 
 import base64
 import http.client
+import http.server
 import json
 import os
 import shutil
@@ -50,10 +51,20 @@ def assert_error_shape(mimetype, body, code=None):
     return body["error"]
 
 
-@contextmanager
 def serving(app):
     """``app`` on 127.0.0.1 on a free port, in a thread: yields its base URL."""
-    server = make_server("127.0.0.1", 0, app, threaded=True)
+    return _in_thread(make_server("127.0.0.1", 0, app, threaded=True))
+
+
+def http_server(handler):
+    """A ``http.server`` handler class on 127.0.0.1 on a free port, in a thread: yields its base URL."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    return _in_thread(server)
+
+
+@contextmanager
+def _in_thread(server):
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

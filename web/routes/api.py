@@ -4,8 +4,13 @@ Routes only validate (``web.schema``), call the service and shape the answer;
 the ranking itself is the library's.
 """
 
+import posixpath
+
 from flask import Blueprint, jsonify, request
 
+from search.encoding.weights import LOCAL_DIR
+
+from ..query_images import decoded
 from ..schema import parse
 from ..schema.search import SearchRequest, TextQuery, UploadRequest
 from ..service import current_service
@@ -23,13 +28,13 @@ def search():
     else:
         query = parse.from_json(SearchRequest)
     service = current_service()
-    page, took_ms = service.search(query.terms(), **query.search_options())
+    page, took_ms = service.search(decoded(query.terms(), service), **query.search_options())
     urls = id_url("media.image"), id_url("media.thumbnail")
     return jsonify({
         "results": [result_json(r, *urls) for r in page.results],
         "total": page.total,
         "took_ms": took_ms,
-        "model": service.model_name,
+        "model": public_model_name(service.model_name),
     })
 
 
@@ -54,7 +59,7 @@ def stats():
     fingerprint = service.searcher.encoder.fingerprint
     return jsonify({
         "count": service.bundle.count,
-        "model": fingerprint.name,
+        "model": public_model_name(fingerprint.name),
         "pretrained": _display_weights(fingerprint.pretrained),
         "dim": service.bundle.dim,
         "index_type": manifest.index_type,
@@ -75,6 +80,13 @@ def healthz():
     if reason:
         body["reason"] = reason
     return jsonify(body), 503 if status == "unavailable" else 200
+
+
+def public_model_name(name):
+    """The model's name as users see it: a local model folder's own name, not its path on the server."""
+    if name.startswith(LOCAL_DIR):
+        return LOCAL_DIR + posixpath.basename(name[len(LOCAL_DIR):].replace("\\", "/").rstrip("/"))
+    return name
 
 
 def _display_weights(pretrained):

@@ -10,6 +10,7 @@ from search.query.terms import QueryKind, QueryTerm
 
 from ..errors import ApiError
 from ..fetch import fetch_image
+from ..query_images import decoded
 from ..schema import parse
 from ..schema.clip import KnnRequest, MetadataRequest
 from ..service import current_service
@@ -24,7 +25,7 @@ KINDS = {"text": QueryKind.TEXT, "image": QueryKind.IMAGE, "embedding_input": Qu
 def knn_service():
     knn = parse.from_json(KnnRequest)
     service = current_service()
-    page, _ = service.search([_query_term(knn, service)], k=knn.num_result_ids or knn.num_images,
+    page, _ = service.search(decoded([_query_term(knn, service)], service), k=knn.num_result_ids or knn.num_images,
                              deduplicate=bool(knn.deduplicate))
     results, url = [], _image_url()
     for i, r in enumerate(page.results):
@@ -53,8 +54,13 @@ def indices_list():
 
 
 def _image_url():
-    # absolute: clip-retrieval's front end shows the images from another origin
-    return id_url("media.image", _external=True)
+    # Absolute: clip-retrieval's front end shows the images from another origin. The configured public
+    # URL when there is one; else the request's Host header, which a client chooses (see the README).
+    public = current_service().config.public_url
+    if public is None:
+        return id_url("media.image", _external=True)
+    base, path = public.rstrip("/"), id_url("media.image")
+    return lambda image_id: base + path(image_id)
 
 
 def _metadata(image_id, path, url):
@@ -71,5 +77,6 @@ def _query_term(knn, service):
         raise ApiError(403, "image_url_disabled",
                        "image_url queries are off on this server; start it with --allow-image-url to enable them")
     with service.metrics.stage("fetch", "image_url"):
-        data = fetch_image(value, config.image_url_max_bytes, config.image_url_timeout)
+        data = fetch_image(value, config.image_url_max_bytes, config.image_url_timeout,
+                           allow_private=config.image_url_allow_private)
     return QueryTerm(QueryKind.IMAGE, data)

@@ -7,6 +7,7 @@ a 400: which one would count is a guess.
 """
 
 import json
+import re
 import typing
 
 from flask import request
@@ -15,6 +16,7 @@ from pydantic import BaseModel, ValidationError
 from ..errors import ApiError, bad_request
 from ..service import current_service
 
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")  # paired or not: the check below tells
 _OUR_CODES = {"invalid_argument", "no_query", "several_queries", "missing_field", "unknown_index"}
 
 
@@ -59,7 +61,18 @@ def json_body():
         raise ApiError(400, "invalid_json", f"the request body is not valid JSON: {e}") from None
     if not isinstance(body, dict):
         raise ApiError(400, "invalid_json", f"the request body must be a JSON object, not {_kind(body)}")
+    if _SURROGATE_ESCAPE.search(raw):
+        _check_characters(body)
     return body
+
+
+def _check_characters(body):
+    """A ``\\ud800`` escape alone decodes to a string that no encoder (SQLite's, the tokenizer's) accepts."""
+    try:
+        json.dumps(body, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise ApiError(400, "invalid_json", "the request body has a \\uD800-\\uDFFF escape that is not half of "
+                                            "a surrogate pair, which is no character") from None
 
 
 def _object(pairs):

@@ -17,7 +17,9 @@ from pydantic_core import PydanticCustomError, core_schema
 
 MAX_ID = (1 << 63) - 1  # ids are SQLite integers
 MAX_EMBEDDING_VALUE = 1e6  # per component: the float32 vector and its norm stay finite (1e20 squared is not)
-MAX_TEXT = 1000
+# Characters of a query text, checked before tokenising: the model reads 77 tokens (about this much
+# English), and byte-pair encoding costs the square of a word's length (benchmarks/RESULTS.md).
+MAX_TEXT = 300
 _DATA_URL = re.compile(r"^data:([\w.+-]+/[\w.+-]+)?(;[\w=.+-]+)*;base64,", re.IGNORECASE)
 
 
@@ -64,6 +66,8 @@ class ServedIndexName(_ServedValue):
     @staticmethod
     def check(name, info):
         served = info.context["index_name"]
+        if name == "":  # clip-retrieval's front end asks before its list of indices arrives: the one served
+            return served
         if name != served:
             raise PydanticCustomError("unknown_index", "unknown index '{name}'; available: {served}",
                                       {"name": name, "served": served})
@@ -105,7 +109,7 @@ class ServedSchema(GenerateJsonSchema):
         if served == "dim":
             json_schema = {**json_schema, "minItems": self.dim, "maxItems": self.dim}
         elif served == "index_name":
-            json_schema = {"enum": [self.index_name], **json_schema}
+            json_schema = {"enum": [self.index_name, ""], **json_schema}
         return json_schema
 
 
@@ -140,4 +144,4 @@ Base64Image = Annotated[str, AfterValidator(base64_image),
 Component = Annotated[float, Field(ge=-MAX_EMBEDDING_VALUE, le=MAX_EMBEDDING_VALUE)]
 Embedding = Annotated[list[Component], IndexDimension(),
                       Field(description="a vector of the index's dimension, not all zero, used as given")]
-IndexName = Annotated[str, ServedIndexName(), Field(description="the name of the served index")]
+IndexName = Annotated[str, ServedIndexName(), Field(description="the name of the served index (\"\": the one served)")]
