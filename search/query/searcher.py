@@ -184,8 +184,8 @@ class Searcher:
     def _relevance(self, query, matches, min_score, exclude):
         """``(weak_below, strong_total)`` of a query's matches; ``(None, 0)`` when nothing matches.
 
-        The background is every match's score when the filter left few enough
-        to score them all, else an evenly spaced sample of them. Strong matches
+        The background is the scores of an evenly spaced sample of the matches
+        (``relevance.SAMPLE``; all of them when fewer). Strong matches
         are counted among the candidates when the cut falls inside them, else
         over every match (the rare query that many photos match strongly).
         """
@@ -197,7 +197,7 @@ class Searcher:
             return None, 0
         bundle = self.bundle
         if matches.all_scores is not None:
-            background = matches.all_scores
+            background = matches.all_scores[relevance.sample_positions(len(matches.all_scores))]
         else:
             pool = bundle.ids if matches.subset is None else matches.subset
             sample = pool[relevance.sample_positions(len(pool))]
