@@ -2,6 +2,7 @@
 
     python -m benchmarks.bench_query --size small           # 10k vectors
     python -m benchmarks.bench_query --n 1000000 --no-http  # one size, in-process only
+    python -m benchmarks.bench_query --n 1000000 --parts filters  # filtered queries and browsing only
 
 Bundles hold seeded synthetic vectors (``benchmarks.datasets``) with the real
 query model beside them: a seeded random-init ViT-B-32 (speed does not depend
@@ -15,6 +16,7 @@ Prints one JSON object.
 import argparse
 import io
 import os
+import time
 
 import numpy as np
 
@@ -25,10 +27,12 @@ from search.store.manifest import Manifest, read_manifest
 from search.store.metadata import ImageRecord
 from search.query.searcher import Searcher
 
+from . import filtered
 from .common import WORKDIR, emit, latencies, machine, random_checkpoint, summary_ms
 from .datasets import clustered, natural_photo
 from .http_load import http_available, serve_and_measure
 
+CAMERAS = ("Canon EOS R5", "iPhone 13", "Pixel 8", None)
 SIZES = {"small": [10_000], "medium": [10_000, 100_000], "large": [10_000, 100_000, 1_000_000]}
 IN_PROCESS_TEXTS, ENCODING_TEXTS, HTTP_TEXTS, PAIRED_TEXTS = 1_000_000, 2_000_000, 3_000_000, 4_000_000  # distinct
 WORDS = ("dog", "beach", "sunset", "mountain", "city", "birthday", "snow", "forest", "car", "cat", "boat", "bridge")
@@ -51,6 +55,9 @@ def main(argv=None):
     parser.add_argument("--texts", choices=TEXT_KINDS, default="equal",
                         help="text queries timed in-process and over HTTP: of equal token counts, or of mixed lengths")
     parser.add_argument("--gunicorn-args", default="--workers 1 --threads 16")
+    parser.add_argument("--parts", default="queries,filters",
+                        help="what to time: queries (text, image, more like this, HTTP), "
+                             "filters (filtered queries, the relevance cut, browsing, facets)")
     parser.add_argument("--workdir", default=WORKDIR)
     args = parser.parse_args(argv)
     info = machine()  # the load average as the run starts: other work competing for the CPU
@@ -59,14 +66,22 @@ def main(argv=None):
     checkpoint = random_checkpoint("ViT-B-32", args.workdir)
     encoder = load_encoder("ViT-B-32", checkpoint, device="cpu")
     levels = [int(c) for c in args.concurrency.split(",")]
-    results = {"text_encoding": text_encoding(encoder, args.queries), "collections": []}
+    results = {"collections": []}
+    if "queries" in args.parts.split(","):
+        results["text_encoding"] = text_encoding(encoder, args.queries)
     for n in args.n or SIZES[args.size]:
-        path = ensure_bundle(os.path.join(args.workdir, f"query-bundle-{n}"), n, encoder)
+        path = ensure_bundle(os.path.join(args.workdir, f"query-bundle-{n}-meta2"), n, encoder)
         searcher = Searcher(Bundle.open(path, use_gpu=False), encoder)
         warm_page_cache(searcher.bundle.vectors)
         entry = {"n": n, "index_type": searcher.bundle.manifest.index_type,
-                 "index_params": searcher.bundle.manifest.index_params.get("search"),
-                 "in_process": in_process(searcher, args)}
+                 "index_params": searcher.bundle.manifest.index_params.get("search")}
+        parts = args.parts.split(",")
+        if "filters" in parts:
+            entry["filters"] = filtered.measure(searcher, args.queries)
+        if "queries" not in parts:
+            results["collections"].append(entry)
+            continue
+        entry["in_process"] = in_process(searcher, args)
         if args.http and http_available():
             queries = TEXT_KINDS[args.texts](args.http_requests * len(levels), offset=HTTP_TEXTS)
             paired = TEXT_KINDS[args.texts](args.queries, offset=PAIRED_TEXTS), lambda t: searcher.search_text(t, k=24)
@@ -178,6 +193,15 @@ def jpeg(seed):
     return buf.getvalue()
 
 
+def record(i):
+    """Metadata of synthetic photo ``i``: 100 folders (one keeps 1%), four cameras, one photo every 17 minutes
+    from 2001 on (a third without EXIF time, dated by mtime), so browsing and filters meet varied values."""
+    when = 978_307_200 + i * 1021  # 2001-01-01 UTC onwards
+    taken = None if i % 3 == 0 else time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(when))
+    return ImageRecord(i, f"album{i % 100:03d}/img{i:07d}.jpg", 1_000_000 + i, when * 10**9, f"{i:064x}", 4000, 3000,
+                       taken, CAMERAS[i % len(CAMERAS)])
+
+
 def ensure_bundle(path, n, encoder):
     """A bundle of ``n`` synthetic vectors for ``encoder``'s space, built once."""
     try:
@@ -187,8 +211,7 @@ def ensure_bundle(path, n, encoder):
     except BundleError:  # missing or unreadable: build it
         pass
     vectors = clustered(n, dim=encoder.dim, seed=0)
-    records = [ImageRecord(i, f"album{i % 100:03d}/img{i:07d}.jpg", 1_000_000 + i, 0, f"{i:064x}", 4000, 3000)
-               for i in range(n)]
+    records = [record(i) for i in range(n)]
     manifest = Manifest(model=encoder.fingerprint.to_dict(), dim=encoder.dim, root=os.path.join(path, "no-photos"))
     commit(path, manifest, records, vectors)
     return path
