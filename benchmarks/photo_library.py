@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFilter, ExifTags
+from PIL import ExifTags, Image, ImageDraw, ImageFilter
 
 CAMERAS = [("Apple", "iPhone 13"), ("Canon", "Canon EOS R6"), ("Google", "Pixel 7")]
 FOLDERS = ["Camera Roll", "Trips/Lisbon", "Family", "Scans"]  # Scans: PNGs without EXIF

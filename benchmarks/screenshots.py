@@ -68,6 +68,65 @@ class Server:
         self.thread.join(5)
 
 
+LOADED = """() => [...document.querySelectorAll('main img')].filter(i => {
+    const r = i.getBoundingClientRect();
+    return r.top < innerHeight && r.bottom > 0 && r.left < innerWidth && r.width > 0;
+}).every(i => i.complete)"""
+MAX_BYTES = 300_000
+
+
+def take_screenshots(url, out):
+    """The page's states as PNG files in ``out``: {file name: bytes}."""
+    from playwright.sync_api import sync_playwright
+
+    out.mkdir(parents=True, exist_ok=True)
+    sizes = {}
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+
+        def shoot(name, viewport, path, action=None, ready="#results a.result"):
+            context = browser.new_context(base_url=url, viewport=viewport)
+            page = context.new_page()
+            page.goto(path)
+            page.locator(ready).first.wait_for()
+            if action:
+                action(page)
+            page.wait_for_function(LOADED)
+            page.wait_for_timeout(400)  # transitions end
+            file = out / f"{name}.png"
+            page.screenshot(path=file)
+            context.close()
+            sizes[file.name] = shrink(file)
+
+        shoot("browse-desktop", DESKTOP, "/")
+        shoot("browse-phone", PHONE, "/")
+        shoot("search-fold", DESKTOP, "/?q=a+red+circle", lambda page: page.locator("button.fold").scroll_into_view_if_needed())
+        shoot("viewer", DESKTOP, "/?q=a+red+circle", lambda page: open_viewer(page, 1))
+        shoot("viewer-phone", PHONE, "/", lambda page: open_viewer(page, 2, info=True))
+        shoot("filters", DESKTOP, "/?camera=Canon+EOS+R6&after=2024-08-01&before=2024-10-31")
+        shoot("duplicates", DESKTOP, "/?view=duplicates", ready=".dup-group")
+        browser.close()
+    return sizes
+
+
+def open_viewer(page, index, info=False):
+    page.locator("#results a.result").nth(index).click()
+    page.locator(".pswp__img").first.wait_for()
+    if info:  # a phone opens the details on request
+        page.locator(".pswp__button--info-button").click()
+    page.wait_for_function("() => [...document.querySelectorAll('.pswp__img')].every(i => i.complete)")
+
+
+def shrink(file):
+    """Keep a screenshot under MAX_BYTES: a palette of 256 colours where the full colour PNG is larger."""
+    from PIL import Image
+
+    if file.stat().st_size > MAX_BYTES:
+        with Image.open(file) as image:
+            image.convert("RGB").quantize(256, dither=Image.Dither.NONE).save(file, optimize=True)
+    return file.stat().st_size
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="docs/screenshots", help="folder for the PNG files")

@@ -21,7 +21,7 @@ const state = { listing: null, controller: null, loading: false, more: false, of
 
 const grid = new Grid($("results"), {
   hrefFor: (id) => routeUrl({ ...route, photo: id }),
-  onOpen: (id) => openFromGrid(id),
+  onOpen: (id) => openViewer(grid.visibleItems(), id),
   onChange: () => { viewer.update(grid.visibleItems()); loadIfNeeded(); },
 });
 const viewer = new Viewer({
@@ -43,12 +43,13 @@ const viewer = new Viewer({
   },
   onNearEnd: () => loadIfNeeded(true),
 });
-const duplicates = new DuplicatesView($("duplicates"), { setStatus, onOpen: (items, index) => viewer.open(items, index) });
+const duplicates = new DuplicatesView($("duplicates"), { setStatus, onOpen: openViewer });
 const filterBar = new FilterBar($("filters"), (filters) => go({ query: route.query, filters }));
 
 function go(next, { replace = false } = {}) {
   const target = { query: null, filters: {}, view: null, photo: null, ...next };
-  history[replace ? "replaceState" : "pushState"](null, "", routeUrl(target));
+  const url = routeUrl(target), same = url === routeUrl(route);
+  history[replace || same ? "replaceState" : "pushState"](null, "", url);
   apply(target);
 }
 
@@ -71,8 +72,7 @@ function leaveViewer(next, result) {
   go(next, { replace });
 }
 
-function openFromGrid(id) {
-  const items = grid.visibleItems();
+function openViewer(items, id) {
   route = { ...route, photo: id };
   history.pushState(null, "", routeUrl(route));
   state.pushedPhoto = true;

@@ -23,7 +23,7 @@ export class DuplicatesView {
       if (!link || event.ctrlKey || event.metaKey || event.shiftKey || event.button !== 0) return;
       event.preventDefault();
       const group = this.groups[Number(link.closest(".dup-group").dataset.index)];
-      this.onOpen(group, group.findIndex((r) => r.id === Number(link.dataset.id)));
+      this.onOpen(group, Number(link.dataset.id));
     });
   }
 

@@ -118,7 +118,7 @@ export class Grid {
       const items = this.shown(section);
       const geometry = justifiedLayout(items.map((r) => ({ width: r.width || 4, height: r.height || 3 })), {
         containerWidth: width, containerPadding: 0, boxSpacing: phone ? 3 : 6,
-        targetRowHeight: phone ? 88 : 190, targetRowHeightTolerance: 0.3,
+        targetRowHeight: phone ? 88 : 170, targetRowHeightTolerance: 0.3,
       });
       section.box.style.height = `${geometry.containerHeight}px`;
       section.box.replaceChildren(...items.map((result, i) => {

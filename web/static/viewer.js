@@ -24,7 +24,6 @@ export function nameOf(result) {
 export class Viewer {
   // actions: {moreLike(result), showFolder(result)}; onChange(result) as the photo changes; onClose().
   constructor({ actions, onChange, onClose, onNearEnd }) {
-    this.items = [];
     this.showInfo = WIDE.matches;
     this.lightbox = new PhotoSwipeLightbox({
       pswpModule: () => import("./vendor/photoswipe/photoswipe.esm.min.js"),
@@ -50,20 +49,19 @@ export class Viewer {
   }
 
   open(items, index) {
-    this.items = items;
     this.lightbox.loadAndOpen(index, items);
   }
 
   // More photos arrived (another page, an opened group) while the viewer is open.
   update(items) {
-    this.items = items;
     const pswp = this.lightbox.pswp;
-    if (!pswp) return;
-    const current = pswp.currSlide?.data.result;
-    pswp.options.dataSource = items;
+    const current = pswp?.currSlide?.data.result;
     const index = current ? items.findIndex((r) => r.id === current.id) : -1;
-    if (index >= 0 && index !== pswp.currIndex) pswp.currIndex = index;
-    pswp.refreshSlideContent(pswp.currIndex);
+    // Only a list that keeps the open photo in its place: another page appended (not a shared
+    // link's lone photo, nor a duplicates group).
+    if (index < 0 || index !== pswp.currIndex) return;
+    pswp.options.dataSource = items;
+    pswp.refreshSlideContent(index + 1); // the next slide may have been a placeholder past the end
     pswp.dispatch("change");
   }
 
