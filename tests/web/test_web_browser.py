@@ -178,29 +178,30 @@ def test_search_folds_weak_matches(page, server):
 
 def test_viewer_keys_back_button_and_info_panel(page, server):
     page.goto("/")
-    expect(page.locator(TILES).nth(10)).to_be_visible()
+    expect(page.locator(TILES).nth(30)).to_be_attached()
     page.mouse.wheel(0, 300)
-    page.wait_for_timeout(300)
-    scroll = page.evaluate("scrollY")
     order = ids_shown(page)
-    target = page.locator(TILES).nth(4)
+    target = page.locator(TILES).nth(20)
+    target.scroll_into_view_if_needed()
+    scroll = page.evaluate("scrollY")
+    assert scroll > 100
     target.click()
     viewer = page.locator(".pswp")
-    expect(viewer).to_be_visible()
-    expect(page).to_have_url(re.compile(rf"[?&]photo={order[4]}$"))
+    expect(page.locator(".pswp[data-opened]")).to_be_visible()  # open, and taking keys
+    expect(page).to_have_url(re.compile(rf"[?&]photo={order[20]}$"))
     expect(page.locator(".pswp__img").first).to_be_visible()
     page.keyboard.press("ArrowRight")
-    expect(page).to_have_url(re.compile(rf"[?&]photo={order[5]}$"))
+    expect(page).to_have_url(re.compile(rf"[?&]photo={order[21]}$"))
     page.keyboard.press("ArrowLeft")
     page.keyboard.press("ArrowLeft")
-    expect(page).to_have_url(re.compile(rf"[?&]photo={order[3]}$"))
+    expect(page).to_have_url(re.compile(rf"[?&]photo={order[19]}$"))
 
     info = page.locator(".pswp__info")
     if page.viewport_size == PHONE:
         expect(info).to_be_hidden()  # a phone shows the photo first; "i" opens the details
         page.keyboard.press("i")
     expect(info).to_be_visible()
-    photo = api(server, f"/api/photos/{order[3]}")
+    photo = api(server, f"/api/photos/{order[19]}")
     field = lambda name: info.locator(f'[data-field="{name}"]')
     expect(field("name")).to_have_text(photo["name"])
     expect(field("folder")).to_have_text(photo["folder"])
@@ -295,6 +296,8 @@ def test_filters_alone_and_with_a_query(page, server, library):
     expect(page.locator(TILES).first).to_be_attached()
     assert set(ids_shown(page)) <= {ids[p.path] for p in photos
                                     if p.camera == "Google Pixel 7" and p.path.startswith("Family/")}
+    if page.viewport_size == PHONE:
+        page.locator("#filters summary").click()
     page.locator("#clear-filters").click()
     expect(page).to_have_url(re.compile(r"\?q=a\+blue\+square$"))
     assert page.problems == []
@@ -316,8 +319,9 @@ def test_duplicates_collapse_into_one_tile_and_open_in_place(desktop, library):
     expect(badge).to_have_attribute("aria-expanded", "true")
     expect(page.locator(f'.tile.member a.result[data-id="{original + copy - kept}"]')).to_be_visible()
     page.locator(f'a.result[data-id="{original + copy - kept}"]').click()  # the viewer steps through the group
-    expect(page.locator(".pswp")).to_be_visible()
+    expect(page.locator(".pswp[data-opened]")).to_be_visible()
     page.keyboard.press("Escape")
+    expect(page.locator(".pswp")).to_be_hidden()
     badge.click()
     expect(page.locator(".tile.member")).to_have_count(0)
 

@@ -41,6 +41,13 @@ export class Viewer {
       if (pswp.currIndex >= pswp.getNumItems() - 3) onNearEnd();
     });
     this.lightbox.on("close", () => onClose());
+    // PhotoSwipe takes no keys, nor a close, while it opens: a close asked meanwhile waits for
+    // the end of the opening, and the mark tells scripts (and tests) when keys work.
+    this.lightbox.on("openingAnimationEnd", () => {
+      const pswp = this.lightbox.pswp;
+      if (!this.wanted) pswp.close();
+      else pswp.element.dataset.opened = "";
+    });
     this.lightbox.init();
   }
 
@@ -49,6 +56,7 @@ export class Viewer {
   }
 
   open(items, index) {
+    this.wanted = true;
     this.lightbox.loadAndOpen(index, items);
   }
 
@@ -66,7 +74,9 @@ export class Viewer {
   }
 
   close() {
-    this.lightbox.pswp?.close();
+    this.wanted = false;
+    const pswp = this.lightbox.pswp;
+    if (pswp?.opener.isOpen) pswp.close();
   }
 
   registerInfo(actions) {
