@@ -15,6 +15,7 @@ Prints one JSON object.
 import argparse
 import io
 import os
+import time
 
 import numpy as np
 
@@ -29,6 +30,7 @@ from .common import WORKDIR, emit, latencies, machine, random_checkpoint, summar
 from .datasets import clustered, natural_photo
 from .http_load import http_available, serve_and_measure
 
+CAMERAS = ("Canon EOS R5", "iPhone 13", "Pixel 8", None)
 SIZES = {"small": [10_000], "medium": [10_000, 100_000], "large": [10_000, 100_000, 1_000_000]}
 IN_PROCESS_TEXTS, ENCODING_TEXTS, HTTP_TEXTS, PAIRED_TEXTS = 1_000_000, 2_000_000, 3_000_000, 4_000_000  # distinct
 WORDS = ("dog", "beach", "sunset", "mountain", "city", "birthday", "snow", "forest", "car", "cat", "boat", "bridge")
@@ -61,7 +63,7 @@ def main(argv=None):
     levels = [int(c) for c in args.concurrency.split(",")]
     results = {"text_encoding": text_encoding(encoder, args.queries), "collections": []}
     for n in args.n or SIZES[args.size]:
-        path = ensure_bundle(os.path.join(args.workdir, f"query-bundle-{n}"), n, encoder)
+        path = ensure_bundle(os.path.join(args.workdir, f"query-bundle-{n}-meta2"), n, encoder)
         searcher = Searcher(Bundle.open(path, use_gpu=False), encoder)
         warm_page_cache(searcher.bundle.vectors)
         entry = {"n": n, "index_type": searcher.bundle.manifest.index_type,
@@ -178,6 +180,15 @@ def jpeg(seed):
     return buf.getvalue()
 
 
+def record(i):
+    """Metadata of synthetic photo ``i``: 100 folders (one keeps 1%), four cameras, one photo every 17 minutes
+    from 2001 on (a third without EXIF time, dated by mtime), so browsing and filters meet varied values."""
+    when = 978_307_200 + i * 1021  # 2001-01-01 UTC onwards
+    taken = None if i % 3 == 0 else time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(when))
+    return ImageRecord(i, f"album{i % 100:03d}/img{i:07d}.jpg", 1_000_000 + i, when * 10**9, f"{i:064x}", 4000, 3000,
+                       taken, CAMERAS[i % len(CAMERAS)])
+
+
 def ensure_bundle(path, n, encoder):
     """A bundle of ``n`` synthetic vectors for ``encoder``'s space, built once."""
     try:
@@ -187,8 +198,7 @@ def ensure_bundle(path, n, encoder):
     except BundleError:  # missing or unreadable: build it
         pass
     vectors = clustered(n, dim=encoder.dim, seed=0)
-    records = [ImageRecord(i, f"album{i % 100:03d}/img{i:07d}.jpg", 1_000_000 + i, 0, f"{i:064x}", 4000, 3000)
-               for i in range(n)]
+    records = [record(i) for i in range(n)]
     manifest = Manifest(model=encoder.fingerprint.to_dict(), dim=encoder.dim, root=os.path.join(path, "no-photos"))
     commit(path, manifest, records, vectors)
     return path

@@ -100,11 +100,11 @@ class Service:
         finally:
             self._reloading.release()
 
-    def search(self, terms, *, k=24, offset=0, min_score=None, path_prefix=None, deduplicate=False):
-        """``(SearchPage, took_ms)`` from the library's searcher, its stages observed as metrics."""
+    def search(self, terms, **options):
+        """``(SearchPage, took_ms)`` from the library's searcher (``options`` are its own), its stages observed
+        as metrics."""
         started = time.perf_counter()
-        page = self.searcher.search(terms, k=k, offset=offset, min_score=min_score, path_prefix=path_prefix,
-                                    deduplicate=deduplicate)
+        page = self.searcher.search(terms, **options)
         kind = terms[0].kind if len(terms) == 1 else "combined"
         for stage, seconds in page.seconds.items():
             self.metrics.stages.labels(stage, kind).observe(seconds)

@@ -38,9 +38,11 @@ class Filters:
     def __post_init__(self):
         if self.path_prefix is not None and not isinstance(self.path_prefix, str):
             raise InvalidArgumentError("path_prefix must be a string")
-        for name in ("taken_after", "taken_before"):
-            if getattr(self, name) is not None:
-                _parse_time(name, getattr(self, name))
+        after, before = (self._time(name) for name in ("taken_after", "taken_before"))
+        if after is not None and before is not None and (after[1] >= before[1] if before[0] == "<" else
+                                                         after[1] > before[1]):
+            raise InvalidArgumentError(f"taken_after ({self.taken_after}) is later than taken_before "
+                                       f"({self.taken_before}): no photo could match")
         object.__setattr__(self, "camera", _values("camera", self.camera))
         types = _values("file_type", self.file_type)
         object.__setattr__(self, "file_type", types and tuple(v.lower() for v in types))
@@ -67,23 +69,30 @@ class Filters:
             if where is not None:
                 parts.append(where)
                 params += values
-        if self.taken_after is not None:
-            parts.append("time_key >= ?")
-            params.append(_parse_time("taken_after", self.taken_after).isoformat())
-        if self.taken_before is not None:
-            when = _parse_time("taken_before", self.taken_before)
-            if isinstance(when, datetime):
-                parts.append("time_key <= ?")
-                params.append(when.isoformat())
-            else:  # the whole day: before the next one begins
-                parts.append("time_key < ?")
-                params.append((when + timedelta(days=1)).isoformat())
+        for name in ("taken_after", "taken_before"):
+            bound = self._time(name)
+            if bound is not None:
+                parts.append(f"time_key {bound[0]} ?")
+                params.append(bound[1])
         for column in ("camera", "file_type"):
             values = getattr(self, column)
             if values:
                 parts.append(f"{column} IN ({', '.join('?' * len(values))})")
                 params += list(values)
         return (" AND ".join(parts) if parts else None), params
+
+    def _time(self, name):
+        """``(operator, time key)`` of a time bound, or None: both bounds are inclusive, and a bare date
+        in ``taken_before`` includes that whole day (the bound is then the next day, exclusive)."""
+        value = getattr(self, name)
+        if value is None:
+            return None
+        when = parse_time(name, value)
+        if name == "taken_after":
+            return ">=", when.isoformat()
+        if isinstance(when, datetime):
+            return "<=", when.isoformat()
+        return "<", (when + timedelta(days=1)).isoformat()
 
     def matching_ids(self, metadata):
         """Sorted ids (int64) of the images that match, or ``None`` when nothing is filtered."""
@@ -94,7 +103,7 @@ class Filters:
         return np.sort(np.asarray(ids, dtype=np.int64))
 
 
-def _parse_time(name, value):
+def parse_time(name, value):
     """A ``date`` for ``YYYY-MM-DD``, a ``datetime`` (to the second, no zone) for a date-time."""
     if not isinstance(value, str):
         raise InvalidArgumentError(f"{name} must be an ISO date such as 2024-06-30, not {type(value).__name__}")

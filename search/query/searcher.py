@@ -8,6 +8,7 @@ coalesced versions of the same calls and gets the same ranking.
 
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -15,12 +16,13 @@ from ..encoding.images import DEFAULT_MAX_PIXELS
 from ..errors import InvalidArgumentError
 from ..index import ann
 from ..store.bundle import MAX_K, Bundle, Result, SearchPage
-from . import ranking
+from . import ranking, relevance
 from .filters import Filters
 from .terms import QueryKind, QueryTerm
 
 
 EXACT_SUBSET_MAX = 32_768  # filtered images scored exactly; more are searched through the index
+RELEVANCE_WINDOW = 256  # candidates fetched for the relevance cut: strong matches are counted among them
 
 
 def excluded_ids(terms):
@@ -68,30 +70,43 @@ class Searcher:
         encoder = load_encoder(model or fp.name, pretrained or fp.pretrained, device=device, config=fp.config)
         return cls(bundle, encoder, **kwargs)
 
-    def search(self, terms, *, k=24, offset=0, min_score=None, path_prefix=None, filters=None, deduplicate=False):
+    def search(self, terms, *, k=24, offset=0, min_score=None, path_prefix=None, filters=None, deduplicate=False,
+               relevance=False):
         """A :class:`SearchPage` of the images nearest the weighted ``terms``, best first, by exact cosine.
 
         ``total`` counts every image that matches the filters (and ``min_score``),
         on all pages. A query of a single image id leaves that image out ("more
         like this"). ``deduplicate`` drops results near an earlier one on the
-        page. ``page.seconds`` holds the time of each stage: embed, search
-        (metadata rows included) and, when asked, deduplicate.
+        page. ``relevance`` adds the relevance cut (``search.query.relevance``):
+        ``page.weak_below`` and ``page.strong_total``, the matches at or above it
+        on all pages. Scores are clamped to [-1, 1] (float32 rounding may pass 1).
+        ``page.seconds`` holds the time of each stage: embed, search (metadata
+        rows included) and, when asked, relevance and deduplicate.
         """
         terms = list(terms)
         k, offset = _check_int("k", k, 1, MAX_K), _check_int("offset", offset, 0, MAX_K)
         filters = Filters.of(filters, path_prefix)
+        exclude = excluded_ids(terms)
         seconds = {}
         with _timed(seconds, "embed"):
             query = self.query_vector(terms)
         with _timed(seconds, "search"):
-            ids, scores, total = self._ranked(query, k, offset, min_score, filters, excluded_ids(terms))
+            need = offset + k + len(exclude)
+            if relevance:
+                need = max(need, RELEVANCE_WINDOW)
+            matches = self._matches(query, need, min_score, filters, exclude)
+            ids, scores = ranking.select(matches.ids, matches.scores, offset, k, min_score, exclude)
             results = self._results(ids, scores)
+        page = SearchPage(results, matches.total, seconds)
+        if relevance:
+            with _timed(seconds, "relevance"):
+                page.weak_below, page.strong_total = self._relevance(query, matches, min_score, exclude)
         if deduplicate and len(results) > 1:
             with _timed(seconds, "deduplicate"):
                 rows = self.bundle.rows_of([r.id for r in results])
                 keep = ranking.deduplicate(np.asarray(self.bundle.vectors[rows], dtype=np.float32))
-                results = [results[i] for i in keep]
-        return SearchPage(results, total, seconds)
+                page.results = [results[i] for i in keep]
+        return page
 
     def search_text(self, text, **options):
         return self.search([QueryTerm(QueryKind.TEXT, text)], **options)
@@ -130,10 +145,9 @@ class Searcher:
                 vectors[i] = self._embedding(term.value)
         return np.stack(vectors)
 
-    def _ranked(self, query, k, offset, min_score, filters, exclude):
-        """``(ids, scores, total)`` of the page: candidates, exact scores, exclusions, ``min_score``, paging."""
+    def _matches(self, query, need, min_score, filters, exclude):
+        """The ranked candidates of a query: at least the ``need`` best matches, and what counting needs."""
         bundle = self.bundle
-        need = offset + k + len(exclude)
         subset = filters.matching_ids(bundle.metadata)
         found = None
         if subset is None:  # the index's candidates
@@ -147,21 +161,61 @@ class Searcher:
             ids, scores = ranking.rank(ids, ranking.exact_scores(bundle.vectors, bundle.rows_of(ids), query))
             if min_score is not None:
                 total = ranking.count_at_least(bundle.vectors, query, min_score)
+            matches = _Matches(ids, scores, total, subset)
         else:  # the filtered images, all scored exactly
             rows = bundle.rows_of(subset)
             all_scores = ranking.exact_scores(bundle.vectors, rows, query)
             best = ranking.top_k(all_scores, need)
-            ids, scores = bundle.ids[rows[best]], all_scores[best]
             total = len(rows) if min_score is None else int(np.sum(all_scores >= min_score))
-        ids, scores = ranking.select(ids, scores, offset, k, min_score, exclude)
+            matches = _Matches(bundle.ids[rows[best]], all_scores[best], total, subset, all_scores)
         if exclude:  # the excluded ids no longer count among the matches
-            excluded = np.array(sorted(exclude), dtype=np.int64)
-            floor = -np.inf if min_score is None else min_score
-            matching = ranking.exact_scores(bundle.vectors, bundle.rows_of(excluded), query) >= floor
-            if subset is not None:
-                matching &= np.isin(excluded, subset)
-            total -= int(matching.sum())
-        return ids, scores, total
+            matches.total -= self._excluded_matches(query, exclude, min_score, subset)
+        return matches
+
+    def _excluded_matches(self, query, exclude, floor, subset):
+        """How many of the ``exclude`` ids are matches: in the subset, and scoring ``floor`` or more."""
+        excluded = np.array(sorted(exclude), dtype=np.int64)
+        floor = -np.inf if floor is None else floor
+        matching = ranking.exact_scores(self.bundle.vectors, self.bundle.rows_of(excluded), query) >= floor
+        if subset is not None:
+            matching &= np.isin(excluded, subset)
+        return int(matching.sum())
+
+    def _relevance(self, query, matches, min_score, exclude):
+        """``(weak_below, strong_total)`` of a query's matches; ``(None, 0)`` when nothing matches.
+
+        The background is every match's score when the filter left few enough
+        to score them all, else an evenly spaced sample of them. Strong matches
+        are counted among the candidates when the cut falls inside them, else
+        over every match (the rare query that many photos match strongly).
+        """
+        keep = ~np.isin(matches.ids, np.asarray(exclude, dtype=np.int64))
+        if min_score is not None:
+            keep &= matches.scores >= min_score
+        candidates = matches.scores[keep]
+        if not len(candidates):
+            return None, 0
+        bundle = self.bundle
+        if matches.all_scores is not None:
+            background = matches.all_scores
+        else:
+            pool = bundle.ids if matches.subset is None else matches.subset
+            sample = pool[relevance.sample_positions(len(pool))]
+            background = ranking.exact_scores(bundle.vectors, bundle.rows_of(sample), query)
+        cut = relevance.weak_below(float(candidates[0]), background)
+        floor = cut if min_score is None else max(cut, min_score)
+        strong = int(np.sum(candidates >= floor))
+        if strong == len(candidates) and strong < matches.total:  # the cut lies past the candidates
+            if matches.all_scores is not None:
+                strong = int(np.sum(matches.all_scores >= floor))
+            elif matches.subset is None:
+                strong = ranking.count_at_least(bundle.vectors, query, floor)
+            else:
+                strong = int(np.sum(ranking.exact_scores(bundle.vectors, bundle.rows_of(matches.subset), query)
+                                    >= floor))
+            if exclude:
+                strong -= self._excluded_matches(query, exclude, floor, matches.subset)
+        return cut, strong
 
     def _selected(self, query, need, subset):
         """Candidates among a large ``subset`` from the index itself, or None where it found too few.
@@ -181,7 +235,7 @@ class Searcher:
     def _results(self, ids, scores):
         records = self.bundle.metadata.get_many(ids)
         return [
-            Result(int(i), r.path, float(s), r.width, r.height, r.taken_at, r.camera, r.size)
+            Result(int(i), r.path, min(1.0, max(-1.0, float(s))), r.width, r.height, r.taken_at, r.camera, r.size)
             for i, s in zip(ids, scores)
             if (r := records.get(int(i))) is not None
         ]
@@ -195,6 +249,17 @@ class Searcher:
             raise InvalidArgumentError(
                 f"embedding has {vector.size} values; this index has dimension {self.bundle.dim}")
         return ranking.normalize(vector)  # a vector of the user's is a direction: its length does not weigh
+
+
+@dataclass
+class _Matches:
+    """A query's ranked candidates (best first, excluded ids still in), and how to count past them."""
+
+    ids: np.ndarray
+    scores: np.ndarray
+    total: int  # every match, on all pages
+    subset: np.ndarray | None  # the filter's ids, or None for all
+    all_scores: np.ndarray | None = None  # the score of every id of ``subset``, when all were scored
 
 
 def _needs_encoder(kind):

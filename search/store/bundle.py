@@ -44,6 +44,8 @@ class SearchPage:
     results: list  # of Result, best first
     total: int  # how many images match the query's filters in all
     seconds: dict = field(default_factory=dict, compare=False)  # time of each stage of the query, by stage name
+    weak_below: float | None = None  # with the relevance cut: results scoring less are weak matches
+    strong_total: int | None = None  # with the relevance cut: matches scoring weak_below or more, on all pages
 
 
 class Bundle:

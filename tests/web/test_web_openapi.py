@@ -4,7 +4,7 @@ Its schemas come from the request models (``web.schema``), with the served index
 name filled in; test_web_client generates a typed client from it, test_web_fuzz fuzzes the server with it.
 """
 
-from web.schema.responses import SearchResponse, Stats
+from web.schema.responses import BrowseResponse, FacetsResponse, Photo, SearchResponse, Stats
 
 
 def test_document_lists_every_route_and_method(app, client):
@@ -44,14 +44,22 @@ def test_every_reference_resolves(client):
 def test_documented_result_fields_match_a_real_result(client):
     doc = client.get("/api/openapi.json").get_json()
     result = client.get("/api/search?q=a&k=1").get_json()["results"][0]
-    assert set(doc["components"]["schemas"]["Result"]["properties"]) == set(result)
-    assert set(doc["components"]["schemas"]["SearchResponse"]["properties"]) == {"results", "total", "took_ms",
-                                                                                  "model"}
+    assert set(doc["components"]["schemas"]["Result"]["properties"]) - set(result) == {"duplicates"}
+    collapsed = client.get("/api/search?q=a&k=1&collapse=true").get_json()["results"][0]
+    assert set(doc["components"]["schemas"]["Result"]["properties"]) == set(collapsed)
+    browsed = client.get("/api/browse?limit=1").get_json()["results"][0]
+    assert set(doc["components"]["schemas"]["Photo"]["properties"]) - set(browsed) == {"score"}
+    assert set(doc["components"]["schemas"]["SearchResponse"]["properties"]) == {
+        "results", "total", "took_ms", "model", "weak_below", "strong_total"}
 
 
 def test_a_real_answer_is_valid_for_the_response_models(client):
     SearchResponse.model_validate(client.get("/api/search?q=a&k=3").get_json())
     Stats.model_validate(client.get("/api/stats").get_json())
+    SearchResponse.model_validate(client.post("/api/search", json={"text": "a", "collapse": True}).get_json())
+    BrowseResponse.model_validate(client.get("/api/browse?collapse=1").get_json())
+    FacetsResponse.model_validate(client.get("/api/facets").get_json())
+    Photo.model_validate(client.get("/api/photos/1").get_json())
 
 
 def test_the_served_index_is_in_the_schemas(client, bundle):

@@ -2,12 +2,13 @@
 
 import pytest
 
-RESULT_FIELDS = {"id", "path", "score", "width", "height", "taken_at", "image_url", "thumbnail_url"}
+RESULT_FIELDS = {"id", "path", "score", "width", "height", "taken_at", "image_url", "thumbnail_url", "name", "folder",
+                 "time", "camera", "size", "file_type", "thumbnail_url_2x", "preview_url", "download_url"}
 
 
 def test_response_shape(client, bundle):
     body = client.get("/api/search?q=a+photo").get_json()
-    assert set(body) == {"results", "total", "took_ms", "model"}
+    assert set(body) == {"results", "total", "took_ms", "model", "weak_below", "strong_total"}
     assert len(body["results"]) == 24  # the default k
     assert body["total"] == bundle.count
     assert body["model"] == bundle.fingerprint.name
@@ -16,6 +17,14 @@ def test_response_shape(client, bundle):
         assert set(r) == RESULT_FIELDS
         assert r["image_url"] == f"/api/images/{r['id']}"
         assert r["thumbnail_url"] == f"/api/thumbnails/{r['id']}"
+        assert r["thumbnail_url_2x"] == f"/api/thumbnails/{r['id']}?scale=2"
+        assert r["preview_url"] == f"/api/previews/{r['id']}"
+        assert r["download_url"] == f"/api/images/{r['id']}?download=1"
+        record = bundle.record(r["id"])
+        assert (r["name"], r["folder"]) == tuple(reversed(record.path.rpartition("/")[::2]))
+        assert (r["time"], r["size"], r["file_type"], r["camera"]) == (record.time_key, record.size,
+                                                                         record.file_type, record.camera)
+        assert -1 <= r["score"] <= 1
         assert (r["width"], r["height"]) == (96, 72)
         assert r["path"] == bundle.record(r["id"]).path
     scores = [r["score"] for r in body["results"]]

@@ -1,4 +1,4 @@
-"""The JSON API: ``/api/search``, ``/api/stats`` and ``/healthz``.
+"""The JSON API: ``/api/search``, ``/api/stats`` and ``/healthz`` (browsing is in ``browse``).
 
 Routes only validate (``web.schema``), call the service and shape the answer;
 the ranking itself is the library's.
@@ -9,7 +9,7 @@ from flask import Blueprint, jsonify, request
 from ..schema import parse
 from ..schema.search import SearchRequest, TextQuery, UploadRequest
 from ..service import current_service
-from .media import id_url
+from .results import Shaper
 
 bp = Blueprint("api", __name__)
 
@@ -23,28 +23,18 @@ def search():
     else:
         query = parse.from_json(SearchRequest)
     service = current_service()
-    page, took_ms = service.search(query.terms(), **query.search_options())
-    urls = id_url("media.image"), id_url("media.thumbnail")
+    page, took_ms = service.search(query.terms(), relevance=True, **query.search_options())
+    scores = {r.id: r.score for r in page.results}
+    records = service.bundle.metadata.get_many(scores)
     return jsonify({
-        "results": [result_json(r, *urls) for r in page.results],
+        "results": Shaper().page(service.bundle, [records[i] for i in scores if i in records], scores,
+                                 collapse=query.collapse),
         "total": page.total,
         "took_ms": took_ms,
         "model": service.model_name,
+        "weak_below": page.weak_below,
+        "strong_total": page.strong_total,
     })
-
-
-def result_json(result, image_url, thumbnail_url):
-    """One result in the documented shape (``web.schema.responses.Result``)."""
-    return {
-        "id": result.id,
-        "path": result.path,
-        "score": result.score,
-        "width": result.width,
-        "height": result.height,
-        "taken_at": result.taken_at,
-        "image_url": image_url(result.id),
-        "thumbnail_url": thumbnail_url(result.id),
-    }
 
 
 @bp.get("/api/stats")

@@ -56,8 +56,11 @@ def image(image_id):
 @bp.get("/thumbnails/<int:image_id>")
 def thumbnail(image_id):
     service = current_service()
+    scale = request.args.get("scale", "1")  # 2: for srcset on screens of two or more device pixels per pixel
+    if scale not in ("1", "2"):
+        raise bad_request(f"scale must be 1 or 2, got {scale[:20]!r}")
     f, record = _open_recorded(image_id)
-    size = service.config.thumbnail_size
+    size = service.config.thumbnail_size * int(scale)
     cached = os.path.join(service.bundle.path, THUMBNAIL_DIR, str(size), f"{image_id}-{record.sha256[:16]}.jpg")
     etag = f"{record.sha256[:16]}-{size}"
     with f:

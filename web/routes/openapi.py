@@ -13,7 +13,9 @@ from pydantic.json_schema import models_json_schema
 
 from ..schema.clip import KnnRequest, MetadataRequest
 from ..schema.duplicates import DuplicatesQuery, DuplicatesResponse
-from ..schema.responses import Error, Health, KnnResult, MetadataItem, Result, SearchResponse, Stats
+from ..schema.browse import BrowseQuery
+from ..schema.responses import (BrowseResponse, Error, FacetsResponse, Health, KnnResult, MetadataItem, Photo, Result,
+                                SearchResponse, Stats)
 from ..schema.search import SearchRequest, Term, TextQuery, UploadRequest
 from ..schema.types import ImageId, ServedSchema
 from ..service import current_service
@@ -22,7 +24,8 @@ bp = Blueprint("openapi", __name__)
 
 REF = "#/components/schemas/{model}"
 MODELS = (SearchRequest, Term, UploadRequest, KnnRequest, MetadataRequest,
-          Error, Result, SearchResponse, Stats, Health, KnnResult, MetadataItem, DuplicatesResponse)
+          Error, Photo, Result, SearchResponse, BrowseResponse, FacetsResponse, Stats, Health, KnnResult, MetadataItem,
+          DuplicatesResponse)
 
 
 def _ref(model):
@@ -38,6 +41,8 @@ def _array_of(model):
 
 
 ERROR = _json(_ref(Error), "bad input, in the one error shape")
+SCALE = {"name": "scale", "in": "query", "required": False, "description": "2: twice the size, for srcset",
+         "schema": {"type": "integer", "enum": [1, 2], "default": 1}}
 UNAUTHORIZED = {"401": ERROR}  # every route but /healthz, when the server has a token
 
 
@@ -75,8 +80,20 @@ def paths(generator):
                                      "parameters": id_param, "responses": {
                                          "200": {"description": "the image, with its content type"}, **by_id}}},
         "/api/thumbnails/{id}": {"get": {"operationId": "get_thumbnail", "summary": "A small JPEG",
-                                         "parameters": id_param, "responses": {
+                                         "parameters": [*id_param, SCALE], "responses": {
                                              "200": {"description": "image/jpeg"}, **by_id}}},
+        "/api/previews/{id}": {"get": {"operationId": "get_preview", "summary": "A screen-sized JPEG (longest "
+                                                                                "side at most 2048 px)",
+                                       "parameters": id_param, "responses": {
+                                           "200": {"description": "image/jpeg"}, **by_id}}},
+        "/api/photos/{id}": {"get": {"operationId": "get_photo", "summary": "One photo's details",
+                                     "parameters": id_param, "responses": {"200": _json(_ref(Photo)), **by_id}}},
+        "/api/browse": {"get": {"operationId": "browse", "summary": "The library, newest first, a page at a time",
+                                "parameters": query_parameters(BrowseQuery, generator), "responses": {
+                                    "200": _json(_ref(BrowseResponse)), "400": ERROR, **UNAUTHORIZED}}},
+        "/api/facets": {"get": {"operationId": "get_facets", "summary": "Folders, cameras, file types and time "
+                                                                        "range, with counts", "responses": {
+            "200": _json(_ref(FacetsResponse)), **UNAUTHORIZED}}},
         "/api/duplicates": {"get": {"operationId": "get_duplicates", "summary": "Groups of duplicate photos",
                                     "parameters": query_parameters(DuplicatesQuery, generator), "responses": {
                                         "200": _json(_ref(DuplicatesResponse)),

@@ -1,4 +1,4 @@
-"""The request models of ``/api/search``: a JSON body, a multipart upload, a query string.
+"""The request models of ``/api/search`` (a JSON body, a multipart upload, a query string) and their filters.
 
 Each model validates the request and yields its part of the OpenAPI
 document. The query rule (exactly one of ``text``, ``image``, ``embedding``,
@@ -10,9 +10,11 @@ lists becomes an untyped ``Any``).
 
 from typing import Annotated, ClassVar
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from search.errors import InvalidArgumentError
+from search.query.filters import MAX_VALUES, Filters, parse_time
 from search.query.terms import QueryKind, QueryTerm
 from search.store.bundle import MAX_K
 
@@ -32,13 +34,49 @@ PathPrefix = Annotated[str, Field(max_length=1024, description="only images unde
 Weight = Annotated[float, Field(ge=-MAX_WEIGHT, le=MAX_WEIGHT, description="negative weights subtract")]
 
 
+def _iso_time(value):
+    try:
+        parse_time("time", value)
+    except InvalidArgumentError:
+        raise invalid("must be an ISO date such as 2024-06-30 or a date-time such as 2024-06-30T18:00:00, "
+                      "got {value}", value=repr(value[:40])) from None
+    return value
+
+
+IsoTime = Annotated[str, Field(max_length=64), AfterValidator(_iso_time), Field(
+    description="an ISO date (YYYY-MM-DD, a whole day) or date-time (YYYY-MM-DDTHH:MM:SS), inclusive; "
+                "compared with the capture time, else the file's mtime")]
+Name = Annotated[str, Field(min_length=1, max_length=256)]
+Camera = Annotated[Name, Field(description="only photos of this camera (as /api/facets lists them)")]
+FileType = Annotated[Name, Field(description="only files of this type: jpeg, png, heic... (as /api/facets lists "
+                                             "them)")]
+Names = Annotated[list[Name], Field(min_length=1, max_length=MAX_VALUES, description="any of these")]
+Collapse = Annotated[bool, Field(description="gather exact and near copies on the page into one result, "
+                                             "listed in its duplicates")]
+
+
+class Filtered(ApiModel):
+    """The filters of a query string or form (one value each), and ``collapse``; browse and search share them."""
+
+    path_prefix: PathPrefix = None
+    taken_after: IsoTime = None
+    taken_before: IsoTime = None
+    camera: Camera = None
+    file_type: FileType = None
+    collapse: Collapse = False
+
+    def filters(self):
+        """The library's :class:`Filters` (InvalidArgumentError, a 400, for bounds in the wrong order)."""
+        return Filters(path_prefix=(self.path_prefix or "").strip("/") or None, taken_after=self.taken_after,
+                       taken_before=self.taken_before, camera=self.camera, file_type=self.file_type)
+
+
 class _Options:
     """What the search routes pass to the service, with the defaults filled in."""
 
     def search_options(self):
-        prefix = (self.path_prefix or "").strip("/")
         return {"k": DEFAULT_K if self.k is None else self.k, "offset": self.offset or 0,
-                "min_score": self.min_score, "path_prefix": prefix or None}
+                "min_score": self.min_score, "filters": self.filters()}
 
 
 class _TermFields(ApiModel):
@@ -75,8 +113,8 @@ class Term(_TermFields):
         return self._term(self._given(tuple(TERM_FIELDS)), self.weight)
 
 
-class SearchRequest(_TermFields, _Options):
-    """A search: exactly one of text, image, embedding, id or queries, and options.
+class SearchRequest(_TermFields, Filtered, _Options):
+    """A search: exactly one of text, image, embedding, id or queries, and options and filters.
     A null field counts as absent."""
 
     queries: Annotated[list[Term], Field(min_length=1, max_length=MAX_TERMS)] | None = Field(
@@ -85,6 +123,11 @@ class SearchRequest(_TermFields, _Options):
     offset: Offset | None = 0
     min_score: MinScore | None = None
     path_prefix: PathPrefix | None = None
+    taken_after: IsoTime | None = None
+    taken_before: IsoTime | None = None
+    camera: Camera | Names | None = None
+    file_type: FileType | Names | None = None
+    collapse: Collapse | None = False
 
     @model_validator(mode="after")
     def _exactly_one(self):
@@ -98,7 +141,7 @@ class SearchRequest(_TermFields, _Options):
         return [self._term(name)]
 
 
-class UploadRequest(ApiModel, _Options):
+class UploadRequest(Filtered, _Options):
     """A search by an uploaded image (multipart/form-data): the image file and options as form fields."""
 
     missing_code: ClassVar[str] = "no_query"
@@ -108,7 +151,6 @@ class UploadRequest(ApiModel, _Options):
     k: PageSize = DEFAULT_K
     offset: Offset = 0
     min_score: MinScore = None
-    path_prefix: PathPrefix = None
 
     @field_validator("image")
     @classmethod
@@ -121,7 +163,7 @@ class UploadRequest(ApiModel, _Options):
         return [QueryTerm(QueryKind.IMAGE, self.image)]
 
 
-class TextQuery(ApiModel, _Options):
+class TextQuery(Filtered, _Options):
     """``GET /api/search?q=TEXT``: a text search and options, as query-string parameters."""
 
     missing_code: ClassVar[str] = "no_query"
@@ -131,7 +173,6 @@ class TextQuery(ApiModel, _Options):
     k: PageSize = DEFAULT_K
     offset: Offset = 0
     min_score: MinScore = None
-    path_prefix: PathPrefix = None
 
     def terms(self):
         return [QueryTerm(QueryKind.TEXT, self.q)]
