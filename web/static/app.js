@@ -173,7 +173,8 @@ async function loadMore() {
       const page = await search(query, state.offset, route.filters, controller.signal);
       if (first) grid.reset("search", { weakBelow: page.weak_below, weakCount: page.total - page.strong_total });
       grid.add(page.results);
-      state.offset += page.results.length;
+      // Pages count photos; a tile stands for itself and the copies collapsed into it.
+      state.offset += page.results.reduce((n, r) => n + 1 + (r.duplicates?.length || 0), 0);
       state.more = page.results.length > 0 && state.offset < page.total;
       state.weakReached = page.results.some((r) => r.score < page.weak_below);
       setStatus(searchStatus(query, page));
