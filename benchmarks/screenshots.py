@@ -46,7 +46,7 @@ def library_bundle(workdir, count=90):
     torch.manual_seed(0)
     checkpoint = workdir / "random-demo.pt"
     torch.save(open_clip.create_model(MODEL).state_dict(), checkpoint)
-    make_library(workdir / "photos", count)
+    make_library(workdir / "photos", count, long_side=1200)
     index = workdir / "index"
     build(BuildConfig(photos=str(workdir / "photos"), index=str(index), model=MODEL, model_config=str(config_file),
                       pretrained=str(checkpoint), workers=0))
@@ -101,7 +101,7 @@ def take_screenshots(url, out):
         shoot("browse-desktop", DESKTOP, "/")
         shoot("browse-phone", PHONE, "/")
         shoot("search-fold", DESKTOP, "/?q=a+red+circle", lambda page: page.locator("button.fold").scroll_into_view_if_needed())
-        shoot("viewer", DESKTOP, "/?q=a+red+circle", lambda page: open_viewer(page, 1))
+        shoot("viewer", DESKTOP, "/?q=a+red+circle", lambda page: open_viewer(page, 0))
         shoot("viewer-phone", PHONE, "/", lambda page: open_viewer(page, 2, info=True))
         shoot("filters", DESKTOP, "/?camera=Canon+EOS+R6&after=2024-08-01&before=2024-10-31")
         shoot("duplicates", DESKTOP, "/?view=duplicates", ready=".dup-group")
