@@ -8,7 +8,8 @@ TOKEN = "s3cret;token=%41"
 PROTECTED = [
     ("GET", "/api/search?q=a"), ("POST", "/api/search"), ("GET", "/api/images/1"), ("GET", "/api/thumbnails/1"),
     ("GET", "/api/stats"), ("GET", "/api/openapi.json"), ("GET", "/metrics"), ("POST", "/knn-service"),
-    ("POST", "/metadata"), ("GET", "/indices-list"), ("GET", "/api/duplicates"),
+    ("POST", "/metadata"), ("GET", "/indices-list"), ("GET", "/api/duplicates"), ("GET", "/api/browse"),
+    ("GET", "/api/facets"), ("GET", "/api/photos/1"), ("GET", "/api/previews/1"),
 ]
 PUBLIC = [("GET", "/"), ("GET", "/static/app.js"), ("GET", "/healthz")]
 

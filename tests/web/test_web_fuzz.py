@@ -26,6 +26,7 @@ MODES = (schemathesis.GenerationMode.POSITIVE, schemathesis.GenerationMode.NEGAT
 OPERATIONS = [  # all but GET /api/openapi.json, which schemathesis leaves out: it serves the document
     "GET /api/search", "POST /api/search", "GET /api/images/{id}", "GET /api/thumbnails/{id}", "GET /api/stats",
     "GET /healthz", "GET /metrics", "POST /knn-service", "POST /metadata", "GET /indices-list", "GET /api/duplicates",
+    "GET /api/browse", "GET /api/facets", "GET /api/photos/{id}", "GET /api/previews/{id}",
 ]
 
 
