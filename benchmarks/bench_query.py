@@ -2,6 +2,7 @@
 
     python -m benchmarks.bench_query --size small           # 10k vectors
     python -m benchmarks.bench_query --n 1000000 --no-http  # one size, in-process only
+    python -m benchmarks.bench_query --n 1000000 --parts filters  # filtered queries and browsing only
 
 Bundles hold seeded synthetic vectors (``benchmarks.datasets``) with the real
 query model beside them: a seeded random-init ViT-B-32 (speed does not depend
@@ -26,6 +27,7 @@ from search.store.manifest import Manifest, read_manifest
 from search.store.metadata import ImageRecord
 from search.query.searcher import Searcher
 
+from . import filtered
 from .common import WORKDIR, emit, latencies, machine, random_checkpoint, summary_ms
 from .datasets import clustered, natural_photo
 from .http_load import http_available, serve_and_measure
@@ -53,6 +55,9 @@ def main(argv=None):
     parser.add_argument("--texts", choices=TEXT_KINDS, default="equal",
                         help="text queries timed in-process and over HTTP: of equal token counts, or of mixed lengths")
     parser.add_argument("--gunicorn-args", default="--workers 1 --threads 16")
+    parser.add_argument("--parts", default="queries,filters",
+                        help="what to time: queries (text, image, more like this, HTTP), "
+                             "filters (filtered queries, the relevance cut, browsing, facets)")
     parser.add_argument("--workdir", default=WORKDIR)
     args = parser.parse_args(argv)
     info = machine()  # the load average as the run starts: other work competing for the CPU
@@ -61,14 +66,22 @@ def main(argv=None):
     checkpoint = random_checkpoint("ViT-B-32", args.workdir)
     encoder = load_encoder("ViT-B-32", checkpoint, device="cpu")
     levels = [int(c) for c in args.concurrency.split(",")]
-    results = {"text_encoding": text_encoding(encoder, args.queries), "collections": []}
+    results = {"collections": []}
+    if "queries" in args.parts.split(","):
+        results["text_encoding"] = text_encoding(encoder, args.queries)
     for n in args.n or SIZES[args.size]:
         path = ensure_bundle(os.path.join(args.workdir, f"query-bundle-{n}-meta2"), n, encoder)
         searcher = Searcher(Bundle.open(path, use_gpu=False), encoder)
         warm_page_cache(searcher.bundle.vectors)
         entry = {"n": n, "index_type": searcher.bundle.manifest.index_type,
-                 "index_params": searcher.bundle.manifest.index_params.get("search"),
-                 "in_process": in_process(searcher, args)}
+                 "index_params": searcher.bundle.manifest.index_params.get("search")}
+        parts = args.parts.split(",")
+        if "filters" in parts:
+            entry["filters"] = filtered.measure(searcher, args.queries)
+        if "queries" not in parts:
+            results["collections"].append(entry)
+            continue
+        entry["in_process"] = in_process(searcher, args)
         if args.http and http_available():
             queries = TEXT_KINDS[args.texts](args.http_requests * len(levels), offset=HTTP_TEXTS)
             paired = TEXT_KINDS[args.texts](args.queries, offset=PAIRED_TEXTS), lambda t: searcher.search_text(t, k=24)

@@ -11,6 +11,7 @@ import sqlite3
 import pytest
 
 from search.errors import InvalidArgumentError
+from search.query import browse as browse_module
 from search.query.browse import browse, decode_cursor, encode_cursor, page_sql
 from search.query.facets import facets
 from search.query.filters import Filters
@@ -54,22 +55,27 @@ def walk(metadata, filters, limit):
 @pytest.mark.parametrize("filters", [None, Filters(path_prefix="a/b"), Filters(camera="Nikon", file_type="png"),
                                      Filters(taken_after="2024-03-01", taken_before="2024-05-01")], ids=repr)
 @pytest.mark.parametrize("limit", [1, 37, 500])
-def test_pages_through_the_cursor_give_the_full_order(metadata, filters, limit):
+@pytest.mark.parametrize("sort_max", [0, browse_module.SORT_MAX])  # pages walk the time index, or sort the matches
+def test_pages_through_the_cursor_give_the_full_order(metadata, filters, limit, sort_max, monkeypatch):
     if limit == 1 and filters is None:
         pytest.skip("2,000 pages: the other limits cover it")
+    monkeypatch.setattr(browse_module, "SORT_MAX", sort_max)
     records = metadata.all()
     expected = newest_first([r for r in records if filters is None or r.id in set(filters.matching_ids(metadata))])
     ids, totals = walk(metadata, filters, limit)
     assert ids == expected and totals == {len(expected)}
 
 
-def test_a_page_walks_the_time_index_without_sorting_or_skipping(metadata):
+@pytest.mark.parametrize("filters", [Filters(), Filters(taken_after="2024-03-01"), Filters(camera="Nikon"),
+                                     Filters(path_prefix="a", file_type="png")], ids=repr)
+@pytest.mark.parametrize("after_cursor", [False, True])
+def test_a_page_of_many_matches_walks_the_time_index_without_sorting_or_skipping(metadata, filters, after_cursor):
     con = sqlite3.connect(metadata.uri, uri=True)
-    for filters in (None, Filters(taken_after="2024-03-01")):
-        plan = " ".join(str(row) for row in con.execute(f"EXPLAIN QUERY PLAN {page_sql(filters)}", (
-            *(filters or Filters()).sql()[1], "2024-05-01T00:00:00", 100, 10)))
-        assert "images_time" in plan and "TEMP B-TREE" not in plan, plan
-    assert "OFFSET" not in page_sql().upper()
+    params = [*filters.sql()[1], *(("2024-05-01T00:00:00", 100) if after_cursor else ()), 10]
+    sql = page_sql(filters, browse_module.SORT_MAX + 1, after_cursor)
+    plan = " ".join(str(row) for row in con.execute(f"EXPLAIN QUERY PLAN {sql}", params))
+    assert "images_time" in plan and "TEMP B-TREE" not in plan, plan
+    assert "OFFSET" not in sql.upper()
 
 
 @pytest.mark.parametrize("cursor", ["", "abc", encode_cursor("2024-01-01", 1, 2), "WzEsMiwzXQ",
