@@ -57,7 +57,8 @@ class Server:
     """The app on 127.0.0.1 in a thread."""
 
     def __init__(self, index, port=0):
-        app = create_app(ServeConfig(index=str(index), device="cpu", warmup=False))
+        # A random model puts most different photos above the default near-copy threshold (0.95).
+        app = create_app(ServeConfig(index=str(index), device="cpu", warmup=False, duplicate_threshold=0.999))
         self.server = make_server("127.0.0.1", port, app, threaded=True)
         self.url = f"http://127.0.0.1:{self.server.server_port}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)

@@ -59,7 +59,8 @@ def test_flags_keep_their_names():
     assert flags(serve_config.add_arguments) == {
         "--index", "--host", "--port", "--token", "--model", "--pretrained", "--device", "--max-upload-bytes",
         "--max-pixels", "--thumbnail-size", "--index-name", "--allow-image-url", "--image-url-max-bytes",
-        "--image-url-timeout", "--cors-origin", "--reload-interval", "--no-warmup", "--text-cache-size"}
+        "--image-url-timeout", "--cors-origin", "--reload-interval", "--no-warmup", "--text-cache-size",
+        "--duplicate-threshold"}
 
 
 def test_build_flags_become_the_config(tmp_path):

@@ -8,6 +8,7 @@ a flag wins.
 import os
 
 from search.errors import InvalidArgumentError
+from search.quality.duplicates import DEFAULT_THRESHOLD
 from search.settings import DEVICE, MAX_PIXELS, MODEL, PRETRAINED, Setting, SettingsTable
 
 MiB = 1 << 20
@@ -51,6 +52,9 @@ SETTINGS = SettingsTable(
             kind=bool),
     Setting("text_cache_size", 1024, "recent query texts whose vectors are kept (0: none)", kind=int, low=0,
             high=1_000_000, metavar="N"),
+    Setting("duplicate_threshold", DEFAULT_THRESHOLD, "cosine at or above which two photos are near copies: "
+            "one tile with `collapse`, one group in `/api/duplicates`", kind=float, low=0.5, high=1.0,
+            metavar="COSINE"),
     env=True,
 )
 

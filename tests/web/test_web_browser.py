@@ -31,6 +31,8 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-net
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
 PHOTOS = 130  # more than one browse page (100), so scrolling loads another
+# The tiny random model puts most different photos above the default 0.95: only copies count here.
+SERVE = {"device": "cpu", "warmup": False, "duplicate_threshold": 0.9999}
 TILES = "#results a.result"
 THUMBNAILS_LOADED = """n => {
     const images = [...document.querySelectorAll('#results img')].slice(0, n);
@@ -62,7 +64,7 @@ def library(tmp_path_factory, tiny_config_file, tiny_checkpoint):
 
 @pytest.fixture(scope="module")
 def server(library):
-    app = create_app(ServeConfig(index=str(library.index), device="cpu", warmup=False), searcher=library.searcher)
+    app = create_app(ServeConfig(index=str(library.index), **SERVE), searcher=library.searcher)
     with serving(app) as url:
         yield url
 
@@ -394,7 +396,7 @@ def test_shared_link_errors(desktop):
 
 
 def test_token_is_asked_for_and_opens_thumbnails(browser, library):
-    app = create_app(ServeConfig(index=str(library.index), device="cpu", warmup=False, token="browser-token-123"),
+    app = create_app(ServeConfig(index=str(library.index), token="browser-token-123", **SERVE),
                      searcher=library.searcher)
     with serving(app) as url:
         page = open_page(browser, url, DESKTOP)
