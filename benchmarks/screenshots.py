@@ -12,6 +12,7 @@ look at the page by hand.
 
 import argparse
 import json
+import logging
 import tempfile
 import threading
 import time
@@ -112,7 +113,7 @@ def take_screenshots(url, out):
 
 def open_viewer(page, index, info=False):
     page.locator("#results a.result").nth(index).click()
-    page.locator(".pswp__img").first.wait_for()
+    page.locator(".pswp[data-opened]").wait_for()
     if info:  # a phone opens the details on request
         page.locator(".pswp__button--info-button").click()
     page.wait_for_function("() => [...document.querySelectorAll('.pswp__img')].every(i => i.complete)")
@@ -134,6 +135,7 @@ def main(argv=None):
     parser.add_argument("--serve", action="store_true", help="serve the generated library until Ctrl-C")
     parser.add_argument("--port", type=int, default=0)
     args = parser.parse_args(argv)
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
     with tempfile.TemporaryDirectory(prefix="photosearch-screens-") as workdir:
         server = Server(library_bundle(workdir), args.port)
         try:

@@ -56,7 +56,7 @@ export class DuplicatesView {
       const heading = document.createElement("h2");
       heading.className = "month";
       heading.textContent = group.kind === "exact" ? `${group.count} identical files`
-        : `${group.count} near copies (similarity ${group.similarity.toFixed(2)} or more)`;
+        : `${group.count} near copies (similarity ${Math.floor(group.similarity * 1000) / 1000} or more)`;
       const row = document.createElement("div");
       row.className = "dup-row";
       row.append(...files.map((file) => this.tile(file, file.path === group.keep)));

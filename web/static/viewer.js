@@ -30,6 +30,7 @@ export class Viewer {
       showHideAnimationType: "fade", bgOpacity: 1, loop: false, preload: [1, 2],
       closeTitle: "Close (Esc)", arrowPrevTitle: "Previous (←)", arrowNextTitle: "Next (→)",
       errorMsg: "This photo cannot be shown.",
+      paddingFn: () => this.padding(),
     });
     this.lightbox.addFilter("itemData", (data) => (data.result ? data : slide(data)));
     this.lightbox.on("uiRegister", () => this.registerInfo(actions));
@@ -45,8 +46,9 @@ export class Viewer {
     // the end of the opening, and the mark tells scripts (and tests) when keys work.
     this.lightbox.on("openingAnimationEnd", () => {
       const pswp = this.lightbox.pswp;
-      if (!this.wanted) pswp.close();
-      else pswp.element.dataset.opened = "";
+      if (!this.wanted) return pswp.close();
+      pswp.element.dataset.opened = "";
+      return pswp.updateSize(true); // PhotoSwipe sizes no slide while it opens: the details may have come up
     });
     this.lightbox.init();
   }
@@ -98,6 +100,14 @@ export class Viewer {
   toggleInfo() {
     this.showInfo = !this.showInfo;
     this.panel.hidden = !this.showInfo;
+    this.lightbox.pswp.updateSize(true);
+  }
+
+  // The photo keeps clear of the open details panel: beside it on wide screens, above it on phones.
+  padding() {
+    const none = { top: 0, bottom: 0, left: 0, right: 0 };
+    if (!this.showInfo || !this.panel) return none;
+    return WIDE.matches ? { ...none, right: this.panel.offsetWidth + 24 } : { ...none, bottom: this.panel.offsetHeight };
   }
 
   buildPanel(panel, actions) {
@@ -129,6 +139,7 @@ export class Viewer {
   fill(result) {
     this.current = result;
     if (!this.panel) return;
+    const height = this.panel.offsetHeight;
     const set = (field, text) => {
       const element = this.panel.querySelector(`[data-field="${field}"]`);
       element.textContent = text;
@@ -150,6 +161,7 @@ export class Viewer {
     const download = this.panel.querySelector('[data-field="download"]');
     download.href = result.download_url || `${result.image_url}?download=1`;
     download.setAttribute("download", nameOf(result));
+    if (this.panel.offsetHeight !== height) this.lightbox.pswp.updateSize(true); // a phone's panel grew or shrank
   }
 }
 
