@@ -72,6 +72,7 @@ def browsing(bundle):
             "ORDER BY time_key DESC, id DESC LIMIT 1 OFFSET ?", *params, int(total * 0.9))
         deep = encode_cursor(deep_time, deep_id, total)
         for where_in, cursor in (("first_page", None), ("deep_page", deep)):
-            seconds = [timed(browse, bundle.metadata, filters, BROWSE_LIMIT, cursor)[1] for _ in range(BROWSE_REPEATS)]
+            seconds = [timed(browse, bundle.metadata, filters, BROWSE_LIMIT, cursor, bundle.count)[1]
+                       for _ in range(BROWSE_REPEATS)]
             out[f"{name}_{where_in}"] = summary_ms(seconds[3:])
     return out

@@ -87,6 +87,11 @@ def test_bad_cursors_are_refused(metadata, cursor):
         browse(metadata, cursor=cursor)
 
 
+def test_a_known_count_spares_counting_the_unfiltered_library(metadata):
+    assert browse(metadata, limit=3, count=N).total == N == browse(metadata, limit=3).total
+    assert browse(metadata, Filters(path_prefix="d"), limit=3, count=N).total == N // 5  # filtered: counted
+
+
 def test_cursor_round_trip_and_limits(metadata):
     assert decode_cursor(encode_cursor("2024-01-01T00:00:00", 7, 9)) == ("2024-01-01T00:00:00", 7, 9)
     for limit in (0, 501, True, "5"):

@@ -10,9 +10,16 @@ matches for a query that has none.
 import numpy as np
 import pytest
 
-from search.query import ranking
+from search.query import ranking, searcher as searcher_module
 from search.query.collapse import collapse_groups
 from search.query.relevance import sample_positions, weak_below
+from search.query.searcher import Searcher
+from search.store import writer
+from search.store.bundle import Bundle
+from search.store.manifest import Manifest
+from search.store.metadata import ImageRecord
+
+N, DIM, CLUSTER = 3000, 16, 30
 
 
 def scores(seed, n=20_000, centre=0.2, width=0.03, relevant=40, lift=5.0):
@@ -31,7 +38,7 @@ def test_the_cut_keeps_the_relevant_cluster_and_folds_the_background(seed, centr
     strong = values >= cut
     assert strong[relevant].mean() >= 0.95  # recall of the planted cluster
     assert strong[~relevant].sum() <= 0.005 * (~relevant).sum()  # at most 0.5% of unrelated photos
-    sampled = weak_below(values.max(), values[sample_positions(len(values), 4096)])
+    sampled = weak_below(values.max(), values[sample_positions(len(values))])
     assert abs(sampled - cut) < width / 4  # a sample of the background gives nearly the same cut
 
 
@@ -82,3 +89,38 @@ def test_collapse_joins_chains_and_refuses_bad_thresholds():
     assert collapse_groups(np.zeros((0, 2)), []) == []
     with pytest.raises(ValueError, match="from 0.5 to 1"):
         collapse_groups(np.stack([direction]), ["x"], threshold=0.2)
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory):
+    """A bundle of 3,000 seeded vectors, 30 of them a tight cluster around ``direction``; ids not dense."""
+    rng = np.random.default_rng(4)
+    direction = ranking.normalize(rng.normal(size=DIM))
+    vectors = rng.normal(size=(N, DIM))
+    vectors[:CLUSTER] = direction * 20 + rng.normal(size=(CLUSTER, DIM))  # cosine about 0.98 to it
+    vectors = ranking.normalize(vectors)
+    ids = np.arange(N, dtype=np.int64) * 2 + 5
+    records = [ImageRecord(int(i), f"{('a', 'b')[n % 2]}/p{n}.jpg", 1, 10**18, f"{n:064x}") for n, i in enumerate(ids)]
+    path = tmp_path_factory.mktemp("planted")
+    manifest = Manifest(model={"name": "synthetic", "pretrained": None, "dim": DIM}, dim=DIM, root="/photos")
+    writer.commit(str(path), manifest, records, vectors, index_type="Flat")
+    return Searcher(Bundle.open(str(path), use_gpu=False)), direction, ids, vectors
+
+
+@pytest.mark.parametrize("window", [searcher_module.RELEVANCE_WINDOW, 5])  # 5: the cut lies past the candidates
+@pytest.mark.parametrize("prefix", [None, "a"])
+def test_the_searcher_cut_and_count_equal_brute_force(planted, monkeypatch, window, prefix):
+    searcher, direction, ids, vectors = planted
+    monkeypatch.setattr(searcher_module, "RELEVANCE_WINDOW", window)
+    keep = np.arange(N) % 2 == 0 if prefix else np.ones(N, bool)
+    for query, exclude in ((direction, None), (vectors[0], int(ids[0]))):
+        page = (searcher.search_vector(query, k=3, path_prefix=prefix, relevance=True) if exclude is None else
+                searcher.search_id(exclude, k=3, path_prefix=prefix, relevance=True))
+        scores = vectors @ query
+        matching = keep & (ids != exclude)
+        expected = weak_below(scores[matching].max(), scores[keep][sample_positions(keep.sum())])
+        assert page.weak_below == pytest.approx(expected, abs=1e-5)
+        assert page.strong_total == int(np.sum(scores[matching] >= page.weak_below))
+        planted_ids = set(ids[:CLUSTER][keep[:CLUSTER]].tolist()) - {exclude}
+        strong_ids = set(ids[matching & (scores >= page.weak_below)].tolist())
+        assert planted_ids <= strong_ids and len(strong_ids) <= len(planted_ids) + 3

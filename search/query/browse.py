@@ -32,13 +32,19 @@ class BrowsePage:
     total: int  # photos that match the filters, on all pages
 
 
-def browse(metadata, filters=None, limit=DEFAULT_LIMIT, cursor=None):
-    """A :class:`BrowsePage` of ``metadata`` (a ``MetadataReader``) after ``cursor`` (None: the first page)."""
+def browse(metadata, filters=None, limit=DEFAULT_LIMIT, cursor=None, count=None):
+    """A :class:`BrowsePage` of ``metadata`` (a ``MetadataReader``) after ``cursor`` (None: the first page).
+
+    ``count``: how many photos ``metadata`` holds, where the caller knows
+    (``Bundle.count``): the first page of the unfiltered library then counts nothing.
+    """
     filters = filters or Filters()
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
         raise InvalidArgumentError(f"limit must be an integer from 1 to {MAX_LIMIT}, got {limit!r}")
     where, params = filters.sql()
-    if cursor is None:
+    if cursor is None and where is None and count is not None:
+        total = count
+    elif cursor is None:
         (total,) = metadata.json_rows(f"SELECT json_array(count(*)) FROM images{_where([where])}", *params)
     else:
         last_time, last_id, total = decode_cursor(cursor)

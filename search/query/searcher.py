@@ -16,13 +16,14 @@ from ..encoding.images import DEFAULT_MAX_PIXELS
 from ..errors import InvalidArgumentError
 from ..index import ann
 from ..store.bundle import MAX_K, Bundle, Result, SearchPage
-from . import ranking, relevance
+from . import ranking
 from .filters import Filters
+from .relevance import sample_positions, weak_below
 from .terms import QueryKind, QueryTerm
 
 
 EXACT_SUBSET_MAX = 32_768  # filtered images scored exactly; more are searched through the index
-RELEVANCE_WINDOW = 256  # candidates fetched for the relevance cut: strong matches are counted among them
+RELEVANCE_WINDOW = 256  # candidates at least, for the relevance cut: strong matches are counted among them
 
 
 def excluded_ids(terms):
@@ -92,9 +93,8 @@ class Searcher:
             query = self.query_vector(terms)
         with _timed(seconds, "search"):
             need = offset + k + len(exclude)
-            if relevance:
-                need = max(need, RELEVANCE_WINDOW)
-            matches = self._matches(query, need, min_score, filters, exclude)
+            window = RELEVANCE_WINDOW if relevance else 0
+            matches = self._matches(query, need, window, min_score, filters, exclude)
             ids, scores = ranking.select(matches.ids, matches.scores, offset, k, min_score, exclude)
             results = self._results(ids, scores)
         page = SearchPage(results, matches.total, seconds)
@@ -145,13 +145,15 @@ class Searcher:
                 vectors[i] = self._embedding(term.value)
         return np.stack(vectors)
 
-    def _matches(self, query, need, min_score, filters, exclude):
-        """The ranked candidates of a query: at least the ``need`` best matches, and what counting needs."""
+    def _matches(self, query, need, window, min_score, filters, exclude):
+        """The ranked candidates of a query, at least the ``need`` best matches and ``window`` candidates
+        where there are that many, and what counting past them needs."""
         bundle = self.bundle
         subset = filters.matching_ids(bundle.metadata)
         found = None
         if subset is None:  # the index's candidates
-            found = self.search_index(query[None, :], ann.candidate_count(bundle.index, need))[1][0]
+            count = max(ann.candidate_count(bundle.index, need), min(window, bundle.count))
+            found = self.search_index(query[None, :], count)[1][0]
             total = bundle.count
         elif len(subset) > EXACT_SUBSET_MAX and min_score is None and ann.supports_selector(bundle.index):
             found = self._selected(query, need, subset)
@@ -165,7 +167,7 @@ class Searcher:
         else:  # the filtered images, all scored exactly
             rows = bundle.rows_of(subset)
             all_scores = ranking.exact_scores(bundle.vectors, rows, query)
-            best = ranking.top_k(all_scores, need)
+            best = ranking.top_k(all_scores, max(need, window))
             total = len(rows) if min_score is None else int(np.sum(all_scores >= min_score))
             matches = _Matches(bundle.ids[rows[best]], all_scores[best], total, subset, all_scores)
         if exclude:  # the excluded ids no longer count among the matches
@@ -184,8 +186,8 @@ class Searcher:
     def _relevance(self, query, matches, min_score, exclude):
         """``(weak_below, strong_total)`` of a query's matches; ``(None, 0)`` when nothing matches.
 
-        The background is every match's score when the filter left few enough
-        to score them all, else an evenly spaced sample of them. Strong matches
+        The background is the scores of an evenly spaced sample of the matches
+        (``search.query.relevance.SAMPLE``; all when fewer). Strong matches
         are counted among the candidates when the cut falls inside them, else
         over every match (the rare query that many photos match strongly).
         """
@@ -197,12 +199,12 @@ class Searcher:
             return None, 0
         bundle = self.bundle
         if matches.all_scores is not None:
-            background = matches.all_scores
+            background = matches.all_scores[sample_positions(len(matches.all_scores))]
         else:
             pool = bundle.ids if matches.subset is None else matches.subset
-            sample = pool[relevance.sample_positions(len(pool))]
+            sample = pool[sample_positions(len(pool))]
             background = ranking.exact_scores(bundle.vectors, bundle.rows_of(sample), query)
-        cut = relevance.weak_below(float(candidates[0]), background)
+        cut = weak_below(float(candidates[0]), background)
         floor = cut if min_score is None else max(cut, min_score)
         strong = int(np.sum(candidates >= floor))
         if strong == len(candidates) and strong < matches.total:  # the cut lies past the candidates

@@ -28,7 +28,7 @@ _facets_lock = threading.Lock()
 def browse():
     query = parse.from_query_string(BrowseQuery, request.args)
     bundle = current_service().bundle
-    page = browse_library(bundle.metadata, query.filters(), query.limit, query.cursor)
+    page = browse_library(bundle.metadata, query.filters(), query.limit, query.cursor, count=bundle.count)
     return jsonify({"results": Shaper().page(bundle, page.records, collapse=query.collapse),
                     "next_cursor": page.next_cursor, "total": page.total})
 
