@@ -1,7 +1,7 @@
 // Talking to the JSON API: the query kinds the page knows, browsing, and the filters every one takes.
 
-export const SEARCH_PAGE = 48;
-export const BROWSE_PAGE = 100;
+const SEARCH_PAGE = 48;
+const BROWSE_PAGE = 100;
 
 // The page's filter names (short, in its URL) and the API's.
 export const FILTER_PARAMS = {

@@ -5,14 +5,12 @@ import { DuplicatesView } from "./duplicates.js";
 import { FilterBar } from "./filters.js";
 import { plural } from "./format.js";
 import { Grid } from "./grid.js";
+import { isImage, takeImages } from "./images_in.js";
 import { readRoute, routeUrl } from "./route.js";
 import { nameOf, Viewer } from "./viewer.js";
 
 const $ = (id) => document.getElementById(id);
-const form = $("search-form"), input = $("q"), fileInput = $("file"), statusLine = $("status");
-const overlay = $("drop-overlay");
-// Chromium reports no MIME type for HEIC, HEIF and AVIF files: their extension decides.
-const IMAGE_NAME = /\.(jpe?g|png|gif|webp|bmp|tiff?|heic|heif|avif)$/i;
+const form = $("search-form"), input = $("q"), statusLine = $("status");
 const uploads = new Map(); // upload key -> File; an upload cannot live in a URL
 const names = new Map(); // photo id -> file name, for "Photos like IMG_1004.jpg"
 let route = readRoute(uploads);
@@ -212,7 +210,7 @@ function searchStatus(query, page) {
 }
 
 function searchFile(file) {
-  if (!file || !(file.type.startsWith("image/") || (!file.type && IMAGE_NAME.test(file.name)))) {
+  if (!isImage(file)) {
     setStatus("That is not an image file: pick a JPEG, PNG, WebP, HEIC, AVIF or similar photo.", "error");
     return;
   }
@@ -227,10 +225,7 @@ form.addEventListener("submit", (event) => {
   if (text) go({ query: { kind: "text", text }, filters: route.filters });
   else if (route.query) go({ query: null, filters: route.filters });
 });
-fileInput.addEventListener("change", () => {
-  searchFile(fileInput.files[0]);
-  fileInput.value = "";
-});
+takeImages($("file"), $("drop-overlay"), searchFile);
 $("preview-image").addEventListener("error", (event) => { event.target.hidden = true; }); // HEIC: no browser shows it
 $("home").addEventListener("click", (event) => { event.preventDefault(); go({}); });
 $("duplicates-link").addEventListener("click", (event) => { event.preventDefault(); go({ view: "duplicates" }); });
@@ -245,24 +240,6 @@ document.addEventListener("keydown", (event) => {
     input.focus();
     input.select();
   }
-});
-document.addEventListener("paste", (event) => {
-  const file = [...(event.clipboardData?.files || [])][0];
-  if (file) {
-    event.preventDefault();
-    searchFile(file);
-  }
-});
-document.addEventListener("dragover", (event) => {
-  if (![...event.dataTransfer.types].includes("Files")) return;
-  event.preventDefault();
-  overlay.hidden = false;
-});
-overlay.addEventListener("dragleave", () => { overlay.hidden = true; });
-document.addEventListener("drop", (event) => {
-  event.preventDefault();
-  overlay.hidden = true;
-  searchFile(event.dataTransfer.files[0]);
 });
 $("token-form").addEventListener("submit", (event) => {
   event.preventDefault();
