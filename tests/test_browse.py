@@ -92,6 +92,11 @@ def test_a_known_count_spares_counting_the_unfiltered_library(metadata):
     assert browse(metadata, Filters(path_prefix="d"), limit=3, count=N).total == N // 5  # filtered: counted
 
 
+def test_no_match_is_an_empty_last_page(metadata):
+    page = browse(metadata, Filters(camera="Leica"), limit=3)
+    assert (page.records, page.next_cursor, page.total) == ([], None, 0)
+
+
 def test_cursor_round_trip_and_limits(metadata):
     assert decode_cursor(encode_cursor("2024-01-01T00:00:00", 7, 9)) == ("2024-01-01T00:00:00", 7, 9)
     for limit in (0, 501, True, "5"):

@@ -21,7 +21,7 @@ from .filters import Filters
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 500
-SORT_MAX = 20_000  # matches of a filter sorted for a page; past this a page walks the time index (page_sql)
+SORT_MAX = 2_000  # matches of a filter sorted for a page; past this a page walks the time index (page_sql)
 _TIME_KEY = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d")
 
 
@@ -49,6 +49,8 @@ def browse(metadata, filters=None, limit=DEFAULT_LIMIT, cursor=None, count=None)
     else:
         last_time, last_id, total = decode_cursor(cursor)
         params = [*params, last_time, last_id]
+    if total == 0:  # nothing matches: no page to look for (a walk would read every row)
+        return BrowsePage([], None, 0)
     rows = metadata.json_rows(
         f"SELECT json_group_array(json_array({COLUMNS})) FROM ({page_sql(filters, total, cursor is not None)})",
         *params, limit + 1)  # one more: is there a next page?
@@ -59,20 +61,22 @@ def browse(metadata, filters=None, limit=DEFAULT_LIMIT, cursor=None, count=None)
     return BrowsePage(records, next_cursor, total)
 
 
-def page_sql(filters, total, after_cursor, columns=COLUMNS):
+def page_sql(filters, total, after_cursor):
     """The SQL of a page: its parameters are the filter's, then the cursor's time and id, then the limit.
 
     SQLite would serve a filter on an indexed column (camera, file type,
     folder) from that column's index and sort all its matches for each page:
-    fine for a few thousand, seconds for most of a million. Past ``SORT_MAX``
+    fine for a few hundred, seconds for most of a million. Past ``SORT_MAX``
     matches a page walks the time index instead, newest first, and skips the
     rows that do not match: then at least one row in ``count / SORT_MAX``
-    matches, so a page reads a bounded number of rows either way.
+    matches, so a page reads a bounded number of rows either way (walking
+    is about ten times cheaper a row than sorting: ``benchmarks/RESULTS.md``,
+    "Filters and browsing").
     """
     where, _ = filters.sql()
     conditions = [where, "(time_key, id) < (?, ?)" if after_cursor else None]
     walk = " INDEXED BY images_time" if where and total > SORT_MAX else ""
-    return f"SELECT {columns} FROM images{walk}{_where(conditions)} ORDER BY time_key DESC, id DESC LIMIT ?"
+    return f"SELECT {COLUMNS} FROM images{walk}{_where(conditions)} ORDER BY time_key DESC, id DESC LIMIT ?"
 
 
 def encode_cursor(time_key, image_id, total):
