@@ -61,7 +61,8 @@ def test_flags_keep_their_names():
         "--index", "--host", "--port", "--token", "--model", "--pretrained", "--device", "--max-upload-bytes",
         "--max-pixels", "--thumbnail-size", "--index-name", "--allow-image-url", "--image-url-max-bytes",
         "--image-url-timeout", "--cors-origin", "--reload-interval", "--no-warmup", "--text-cache-size",
-        "--photos", "--follow-links", "--max-query-pixels", "--image-url-allow-private", "--public-url"}
+        "--photos", "--follow-links", "--max-query-pixels", "--image-url-allow-private", "--public-url",
+        "--duplicate-threshold"}
 
 
 def test_build_flags_become_the_config(tmp_path):

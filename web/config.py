@@ -10,6 +10,7 @@ import urllib.parse
 
 from search.encoding.images import DEFAULT_MAX_QUERY_PIXELS
 from search.errors import InvalidArgumentError
+from search.quality.duplicates import DEFAULT_THRESHOLD
 from search.settings import DEVICE, FOLLOW_LINKS, MAX_PIXELS, MODEL, PRETRAINED, Setting, SettingsTable
 from search.store.locate import find_bundle
 
@@ -74,6 +75,9 @@ SETTINGS = SettingsTable(
             kind=bool),
     Setting("text_cache_size", 1024, "recent query texts whose vectors are kept (0: none)", kind=int, low=0,
             high=1_000_000, metavar="N"),
+    Setting("duplicate_threshold", DEFAULT_THRESHOLD, "cosine at or above which two photos are near copies: "
+            "one tile with `collapse`, one group in `/api/duplicates`", kind=float, low=0.5, high=1.0,
+            metavar="COSINE"),
     env=True,
 )
 

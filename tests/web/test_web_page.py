@@ -55,13 +55,35 @@ def test_page_names_the_index(client, bundle):
 
 
 def test_static_files_have_their_types(client):
-    for name, mimetype in (("app.js", "text/javascript"), ("api.js", "text/javascript"), ("style.css", "text/css")):
+    for name, mimetype in (("app.js", "text/javascript"), ("api.js", "text/javascript"), ("style.css", "text/css"),
+                           ("vendor/photoswipe/photoswipe.esm.min.js", "text/javascript"),
+                           ("vendor/justified-layout/justified-layout.min.js", "text/javascript"),
+                           ("vendor/photoswipe/photoswipe.css", "text/css")):
         with client.get(f"/static/{name}") as response:
-            assert response.status_code == 200 and response.mimetype == mimetype
+            assert response.status_code == 200 and response.mimetype == mimetype, name
+
+
+def test_page_loads_every_script_and_style_it_names(client):
+    parser = _Tags()
+    parser.feed(client.get("/").get_data(as_text=True))
+    named = [a["src"] for t, a in parser.tags if t == "script"] + [a["href"] for t, a in parser.tags if t == "link"]
+    for url in named:
+        with client.get(url) as response:
+            assert response.status_code == 200, url
 
 
 def test_static_files_load_nothing_from_elsewhere():
-    for path in STATIC.iterdir():
+    for path in STATIC.rglob("*"):
+        if not path.is_file() or path.name == "LICENSE":
+            continue
         text = path.read_text().replace('xmlns="http://www.w3.org/2000/svg"', "")  # a name, never fetched
+        if "vendor" in path.parts:
+            text = re.sub(r"/\*!.*?\*/", "", text, flags=re.DOTALL)  # the libraries' banners name their home pages
+        else:
+            assert "eval(" not in text and "innerHTML" not in text, path.name  # results are text, never markup
         assert not re.search(r"https?://", text), path.name
-        assert "eval(" not in text and "innerHTML" not in text, path.name  # results are text, never markup
+
+
+def test_vendored_libraries_keep_their_licences():
+    for library in (STATIC / "vendor").iterdir():
+        assert "Permission is hereby granted" in (library / "LICENSE").read_text(), library.name

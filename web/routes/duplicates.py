@@ -25,10 +25,12 @@ KEPT = 4  # reports kept per process: a few thresholds of the live generation
 @bp.get("/api/duplicates")
 def duplicates():
     query = parse.from_query_string(DuplicatesQuery, request.args)
-    bundle = current_service().bundle
-    job = _jobs().get(bundle, round(query.threshold, 4))
+    service = current_service()
+    bundle = service.bundle
+    threshold = query.threshold if "threshold" in query.model_fields_set else service.config.duplicate_threshold
+    job = _jobs().get(bundle, round(threshold, 4))
     if not job.done():
-        return jsonify({"status": "computing", "threshold": query.threshold, "photos": bundle.count}), 202
+        return jsonify({"status": "computing", "threshold": threshold, "photos": bundle.count}), 202
     report = job.result()
     thumbnail = id_url("media.thumbnail")
     groups = []

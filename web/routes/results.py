@@ -2,6 +2,7 @@
 
 from search.query.collapse import collapse_records
 
+from ..service import current_service
 from .media import id_url
 
 
@@ -39,4 +40,4 @@ class Shaper:
             return [self.photo(r, scores.get(r.id)) for r in records]
         return [{**self.photo(first, scores.get(first.id)),
                  "duplicates": [self.photo(r, scores.get(r.id)) for r in rest]}
-                for first, *rest in collapse_records(bundle, records)]
+                for first, *rest in collapse_records(bundle, records, current_service().config.duplicate_threshold)]

@@ -15,7 +15,8 @@ class DuplicatesQuery(ApiModel):
     """Groups of duplicate photos, largest first, a page at a time."""
 
     threshold: Annotated[float, Field(ge=0.5, le=1.0, description="cosine at or above which two photos are "
-                                                                  "near-duplicates")] = DEFAULT_THRESHOLD
+                                                                  "near-duplicates; default: the server's "
+                                                                  "--duplicate-threshold")] = DEFAULT_THRESHOLD
     limit: Annotated[int, Field(ge=1, le=MAX_GROUPS, description="groups per page")] = 50
     offset: Annotated[int, Field(ge=0, le=10_000_000)] = 0
 

@@ -1,30 +1,96 @@
-// The search page: the query lives in the URL (?q=, ?id=, ?upload=), so back,
-// forward and shared links work; results load a page at a time as you scroll.
-import { ApiError, search, setToken } from "./api.js";
+// The page: the library newest first, or the results of a query, in one justified grid;
+// a viewer over it; filters; the duplicates view. What is shown lives in the URL (route.js).
+import { ApiError, browse, getJson, search, setToken } from "./api.js";
+import { DuplicatesView } from "./duplicates.js";
+import { FilterBar } from "./filters.js";
+import { plural } from "./format.js";
+import { Grid } from "./grid.js";
+import { isImage, takeImages } from "./images_in.js";
+import { readRoute, routeUrl } from "./route.js";
+import { nameOf, Viewer } from "./viewer.js";
 
 const $ = (id) => document.getElementById(id);
-const form = $("search-form"), input = $("q"), fileInput = $("file"), statusLine = $("status");
-const grid = $("results"), more = $("more"), overlay = $("drop-overlay");
+const form = $("search-form"), input = $("q"), statusLine = $("status");
 const uploads = new Map(); // upload key -> File; an upload cannot live in a URL
-const state = { query: null, offset: 0, total: 0, loading: false, controller: null };
+const names = new Map(); // photo id -> file name, for "Photos like IMG_1004.jpg"
+let route = readRoute(uploads);
+const state = { listing: null, controller: null, loading: false, more: false, offset: 0, cursor: null,
+  pushedPhoto: false, pendingPhoto: null };
 
-function queryFromUrl() {
-  const params = new URLSearchParams(location.search);
-  if (params.get("q")) return { kind: "text", text: params.get("q") };
-  if (/^\d+$/.test(params.get("id") || "")) return { kind: "id", id: Number(params.get("id")) };
-  if (params.get("upload")) return { kind: "upload", key: params.get("upload"), file: uploads.get(params.get("upload")) };
-  return null;
+const grid = new Grid($("results"), {
+  hrefFor: (id) => routeUrl({ ...route, photo: id }),
+  onOpen: (id) => openViewer(grid.visibleItems(), id),
+  onChange: () => { viewer.update(grid.visibleItems()); loadIfNeeded(); },
+});
+const viewer = new Viewer({
+  actions: {
+    moreLike: (result) => leaveViewer({ query: { kind: "id", id: result.id }, filters: route.filters }, result),
+    showFolder: (result) => leaveViewer({ query: null, filters: { folder: result.folder ?? "" } }, result),
+  },
+  onChange: (result) => {
+    if (route.photo === result.id) return;
+    route = { ...route, photo: result.id };
+    history.replaceState(null, "", routeUrl(route));
+  },
+  onClose: () => {
+    if (route.photo === null) return; // closed by the back button or by leaving for another listing
+    route = { ...route, photo: null };
+    if (state.pushedPhoto) history.back();
+    else history.replaceState(null, "", routeUrl(route));
+    state.pushedPhoto = false;
+  },
+  onNearEnd: () => loadIfNeeded(true),
+});
+const duplicates = new DuplicatesView($("duplicates"), { setStatus, onOpen: openViewer });
+const filterBar = new FilterBar($("filters"), (filters) => go({ query: route.query, filters }));
+
+function go(next, { replace = false } = {}) {
+  const target = { query: null, filters: {}, view: null, photo: null, ...next };
+  const url = routeUrl(target), same = url === routeUrl(route);
+  history[replace || same ? "replaceState" : "pushState"](null, "", url);
+  apply(target);
 }
 
-function urlOf(query) {
-  if (query.kind === "text") return `?q=${encodeURIComponent(query.text)}`;
-  if (query.kind === "id") return `?id=${query.id}`;
-  return `?upload=${query.key}`;
+function apply(next) {
+  route = next;
+  if (state.listing !== routeUrl({ ...next, photo: null })) startListing();
+  if (next.photo === null && viewer.isOpen) viewer.close();
+  else if (next.photo !== null && !viewer.isOpen) {
+    state.pendingPhoto = next.photo;
+    if (!state.loading) openPending();
+  }
 }
 
-function navigate(query) {
-  history.pushState(null, "", urlOf(query));
-  start(query);
+function leaveViewer(next, result) {
+  names.set(result.id, nameOf(result));
+  const replace = state.pushedPhoto; // the viewer's history entry becomes the new listing's
+  state.pushedPhoto = false;
+  route = { ...route, photo: null };
+  viewer.close();
+  go(next, { replace });
+}
+
+function openViewer(items, id) {
+  route = { ...route, photo: id };
+  history.pushState(null, "", routeUrl(route));
+  state.pushedPhoto = true;
+  viewer.open(items, items.findIndex((r) => r.id === id));
+}
+
+async function openPending() {
+  const id = state.pendingPhoto;
+  state.pendingPhoto = null;
+  if (id === null || viewer.isOpen) return;
+  const items = grid.visibleItems(), index = items.findIndex((r) => r.id === id);
+  if (index >= 0) return viewer.open(items, index);
+  try {
+    viewer.open([await getJson(`api/photos/${id}`)], 0); // a shared link to a photo not on the first page
+  } catch (error) {
+    route = { ...route, photo: null };
+    history.replaceState(null, "", routeUrl(route));
+    showError(error);
+  }
+  return undefined;
 }
 
 function setStatus(text, kind = "") {
@@ -32,166 +98,161 @@ function setStatus(text, kind = "") {
   statusLine.className = kind;
 }
 
-function showPreview(query) {
-  const preview = $("query-preview"), image = $("preview-image");
-  preview.hidden = query === null || query.kind === "text";
+function showError(error) {
+  if (error instanceof ApiError && error.status === 401) $("token-form").hidden = false;
+  setStatus(error instanceof ApiError ? error.message : `The server cannot be reached: ${error.message}`, "error");
+}
+
+async function showPreview(query) {
+  const preview = $("query-preview"), image = $("preview-image"), text = $("preview-text");
+  const hasFile = query?.kind === "upload" && query.file;
+  preview.hidden = !(query?.kind === "id" || hasFile);
+  if (image.src.startsWith("blob:")) URL.revokeObjectURL(image.src);
+  image.hidden = false;
+  image.removeAttribute("src");
   if (preview.hidden) return;
-  if (query.kind === "upload" && query.file) {
-    if (image.src.startsWith("blob:")) URL.revokeObjectURL(image.src);
+  if (hasFile) {
     image.src = URL.createObjectURL(query.file);
-    $("preview-text").textContent = `Photos like ${query.file.name || "your image"}`;
-  } else if (query.kind === "id") {
-    image.src = `api/thumbnails/${query.id}`;
-    $("preview-text").textContent = `More like photo ${query.id}`;
+    text.textContent = `Photos like ${query.file.name || "your image"}`;
+    return;
+  }
+  image.src = `api/thumbnails/${query.id}`;
+  text.textContent = `Photos like ${names.get(query.id) || "this photo"}`;
+  if (!names.has(query.id)) {
+    try {
+      const photo = await getJson(`api/photos/${query.id}`);
+      names.set(query.id, nameOf(photo));
+      if (route.query === query) text.textContent = `Photos like ${nameOf(photo)}`;
+    } catch {
+      // the search itself reports an unknown id
+    }
   }
 }
 
-function start(query) {
+function startListing() {
   if (state.controller) state.controller.abort();
-  Object.assign(state, { query, offset: 0, total: 0, loading: false, controller: null });
-  grid.replaceChildren();
-  more.hidden = true;
-  input.value = query && query.kind === "text" ? query.text : "";
-  showPreview(query);
-  if (query === null) {
-    setStatus("Type a description, or drop, paste or pick an image.");
-  } else if (query.kind === "upload" && !query.file) {
+  state.listing = routeUrl({ ...route, photo: null });
+  Object.assign(state, { controller: new AbortController(), loading: false, more: false, offset: 0, cursor: null,
+    weakReached: false });
+  const query = route.query, duplicatesView = route.view === "duplicates";
+  input.value = query?.kind === "text" ? query.text : "";
+  filterBar.show(route.filters);
+  $("filters").hidden = duplicatesView;
+  $("results").hidden = duplicatesView;
+  $("duplicates").hidden = !duplicatesView;
+  $("duplicates-link").setAttribute("aria-current", duplicatesView ? "page" : "false");
+  grid.reset(query ? "search" : "browse");
+  showPreview(duplicatesView ? null : query);
+  if (duplicatesView) {
+    duplicates.show(state.controller.signal).catch((error) => error.name === "AbortError" || showError(error))
+      .finally(() => openPending());
+  } else if (query?.kind === "upload" && !query.file) {
     setStatus("An uploaded image is not kept when the page reloads: pick it again.", "error");
   } else {
     loadMore();
   }
 }
 
+// Load the next page when the end of the grid is near, unless the weak matches are still folded.
+function loadIfNeeded(force = false) {
+  if (!state.more || state.loading || route.view) return;
+  const nearEnd = force || $("sentinel").getBoundingClientRect().top < window.innerHeight + 600;
+  if (nearEnd && !(grid.folded && state.weakReached)) loadMore();
+}
+
 async function loadMore() {
-  if (state.loading || state.query === null) return;
-  const query = state.query, controller = new AbortController();
-  Object.assign(state, { loading: true, controller });
-  grid.setAttribute("aria-busy", "true");
-  setStatus(state.offset === 0 ? "Searching…" : "Loading more…");
+  if (state.loading) return;
+  const { controller } = state, query = route.query, first = state.offset === 0 && state.cursor === null;
+  state.loading = true;
+  $("results").setAttribute("aria-busy", "true");
+  if (first) setStatus(query ? "Searching…" : "Loading photos…");
   try {
-    const page = await search(query, state.offset, controller.signal);
-    if (query !== state.query) return; // a newer search has started
-    page.results.forEach((result) => grid.append(renderResult(result)));
-    state.offset += page.results.length;
-    state.total = page.total;
-    const hasMore = page.results.length > 0 && state.offset < page.total;
-    more.hidden = !hasMore;
-    if (hasMore) {
-      // The observer reports changes only: if a short page left the sentinel in
-      // view, observing afresh reports it again and the next page loads.
-      observer.unobserve($("sentinel"));
-      observer.observe($("sentinel"));
+    if (query) {
+      const page = await search(query, state.offset, route.filters, controller.signal);
+      if (first) grid.reset("search", { weakBelow: page.weak_below, weakCount: page.total - page.strong_total });
+      grid.add(page.results);
+      // Pages count photos; a tile stands for itself and the copies collapsed into it.
+      state.offset += page.results.reduce((n, r) => n + 1 + (r.duplicates?.length || 0), 0);
+      state.more = page.results.length > 0 && state.offset < page.total;
+      state.weakReached = page.results.some((r) => r.score < page.weak_below);
+      setStatus(searchStatus(query, page));
+    } else {
+      const page = await browse(state.cursor, route.filters, controller.signal);
+      grid.add(page.results);
+      state.cursor = page.next_cursor;
+      state.more = page.next_cursor !== null;
+      const filtered = Object.keys(route.filters).length > 0;
+      setStatus(page.total === 0 ? (filtered ? "No photos match these filters." : "This library has no photos yet.")
+        : `${plural(page.total, "photo")}${filtered ? " match the filters" : ""}, newest first`,
+      page.total === 0 ? "empty" : "");
     }
-    if (state.offset === 0) setStatus("No photos match this query.", "empty");
-    else setStatus(`${state.offset} of ${page.total} photos, best first (${Math.round(page.took_ms)} ms)`);
+    viewer.update(grid.visibleItems());
   } catch (error) {
     if (error.name === "AbortError") return;
-    if (error instanceof ApiError && error.status === 401) $("token-form").hidden = false;
-    if (state.offset === 0) $("query-preview").hidden = true;
-    setStatus(error instanceof ApiError ? error.message : `The server cannot be reached: ${error.message}`, "error");
+    if (first) $("query-preview").hidden = true;
+    showError(error);
   } finally {
     if (state.controller === controller) {
-      Object.assign(state, { loading: false, controller: null });
-      grid.removeAttribute("aria-busy");
+      state.loading = false;
+      $("results").removeAttribute("aria-busy");
+      if (state.pendingPhoto !== null) openPending();
+      requestAnimationFrame(() => loadIfNeeded());
     }
   }
 }
 
-function renderResult(result) {
-  const item = document.createElement("li");
-  const link = document.createElement("a");
-  link.className = "result";
-  link.href = `?id=${result.id}`;
-  link.dataset.id = result.id;
-  link.title = `More like ${result.path}`;
-  link.setAttribute("aria-label", `More like ${result.path} (score ${result.score.toFixed(3)})`);
-  const image = document.createElement("img");
-  image.src = result.thumbnail_url;
-  image.alt = ""; // the link's label and caption already name the photo
-  image.loading = "lazy";
-  const caption = document.createElement("span");
-  caption.className = "caption";
-  const score = document.createElement("span");
-  score.className = "score";
-  score.textContent = result.score.toFixed(3);
-  const path = document.createElement("span");
-  path.className = "path";
-  path.textContent = result.path;
-  caption.append(score, " ", path);
-  link.append(image, caption);
-  const original = document.createElement("a");
-  original.className = "original";
-  original.href = result.image_url;
-  original.target = "_blank";
-  original.rel = "noopener";
-  original.textContent = "Open original";
-  item.append(link, original);
-  return item;
+function searchStatus(query, page) {
+  const strong = page.strong_total, weak = page.total - page.strong_total;
+  const like = query.kind === "id" && names.has(query.id) ? ` for ${names.get(query.id)}` : "";
+  if (page.total === 0) return "No photos match this query and these filters.";
+  const head = strong ? `${plural(strong, "good match", "good matches")}${like}` : `No close matches${like}`;
+  return weak && strong ? `${head} (and ${weak.toLocaleString("en")} weaker)` : head;
 }
 
 function searchFile(file) {
-  if (!file || !file.type.startsWith("image/")) {
-    setStatus("That is not an image file.", "error");
+  if (!isImage(file)) {
+    setStatus("That is not an image file: pick a JPEG, PNG, WebP, HEIC, AVIF or similar photo.", "error");
     return;
   }
   const key = `${Date.now().toString(36)}${uploads.size}`;
   uploads.set(key, file);
-  navigate({ kind: "upload", key, file });
+  go({ query: { kind: "upload", key, file }, filters: route.filters });
 }
 
 form.addEventListener("submit", (event) => {
   event.preventDefault();
   const text = input.value.trim();
-  if (text) navigate({ kind: "text", text });
+  if (text) go({ query: { kind: "text", text }, filters: route.filters });
+  else if (route.query) go({ query: null, filters: route.filters });
 });
-fileInput.addEventListener("change", () => {
-  searchFile(fileInput.files[0]);
-  fileInput.value = "";
-});
-grid.addEventListener("click", (event) => {
-  const link = event.target.closest("a.result");
-  if (!link || event.ctrlKey || event.metaKey || event.shiftKey || event.button !== 0) return;
-  event.preventDefault();
-  navigate({ kind: "id", id: Number(link.dataset.id) });
-  window.scrollTo(0, 0);
-});
-more.addEventListener("click", loadMore);
-const observer = new IntersectionObserver((entries) => {
-  if (entries.some((e) => e.isIntersecting) && !more.hidden) loadMore();
-}, { rootMargin: "200px" });
-observer.observe($("sentinel"));
+takeImages($("file"), $("drop-overlay"), searchFile);
+$("preview-image").addEventListener("error", (event) => { event.target.hidden = true; }); // HEIC: no browser shows it
+$("home").addEventListener("click", (event) => { event.preventDefault(); go({}); });
+$("duplicates-link").addEventListener("click", (event) => { event.preventDefault(); go({ view: "duplicates" }); });
+new IntersectionObserver((entries) => {
+  if (entries.some((e) => e.isIntersecting)) loadIfNeeded();
+}, { rootMargin: "600px" }).observe($("sentinel"));
 
 document.addEventListener("keydown", (event) => {
-  const typing = ["INPUT", "TEXTAREA"].includes(document.activeElement.tagName);
-  if (event.key === "/" && !typing) {
+  const typing = ["INPUT", "TEXTAREA", "SELECT"].includes(document.activeElement.tagName);
+  if (event.key === "/" && !typing && !viewer.isOpen) {
     event.preventDefault();
     input.focus();
     input.select();
   }
 });
-document.addEventListener("paste", (event) => {
-  const file = [...(event.clipboardData?.files || [])].find((f) => f.type.startsWith("image/"));
-  if (file) {
-    event.preventDefault();
-    searchFile(file);
-  }
-});
-document.addEventListener("dragover", (event) => {
-  if (![...event.dataTransfer.types].includes("Files")) return;
-  event.preventDefault();
-  overlay.hidden = false;
-});
-overlay.addEventListener("dragleave", () => { overlay.hidden = true; });
-document.addEventListener("drop", (event) => {
-  event.preventDefault();
-  overlay.hidden = true;
-  searchFile(event.dataTransfer.files[0]);
-});
 $("token-form").addEventListener("submit", (event) => {
   event.preventDefault();
   setToken($("token").value);
   $("token-form").hidden = true;
-  start(queryFromUrl());
+  state.listing = null;
+  apply(readRoute(uploads));
+  filterBar.loadFacets().catch(() => {});
 });
-window.addEventListener("popstate", () => start(queryFromUrl()));
-start(queryFromUrl());
+window.addEventListener("popstate", () => {
+  const next = readRoute(uploads);
+  if (next.photo === null) state.pushedPhoto = false;
+  apply(next);
+});
+apply(route);
+filterBar.loadFacets().catch(() => {}); // without facets the filters still take dates and typed values
