@@ -104,7 +104,8 @@ def paths(generator):
         "/api/openapi.json": {"get": {"operationId": "get_openapi", "summary": "This document", "responses": {
             "200": _json({"type": "object"}), **UNAUTHORIZED}}},
         "/healthz": {"get": {"operationId": "get_health", "summary": "Liveness; needs no token", "responses": {
-            "200": _json(_ref(Health))}}},
+            "200": _json(_ref(Health), "ok, or degraded with its reason"),
+            "503": _json(_ref(Health), "unavailable: nothing servable is left")}}},
         "/metrics": {"get": {"operationId": "get_metrics", "summary": "Prometheus metrics", "responses": {
             "200": {"description": "text"}, **UNAUTHORIZED}}},
         "/knn-service": {"post": {"operationId": "knn_service", "summary": "clip-retrieval knn search",

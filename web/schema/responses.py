@@ -96,8 +96,10 @@ class Stats(BaseModel):
 
 
 class Health(BaseModel):
+    """``ok``; ``degraded`` (answering from the generation opened before); ``unavailable`` (503)."""
     status: str
     count: int
+    reason: str | None = None
 
 
 class KnnResult(BaseModel):
