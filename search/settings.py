@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from .encoding.device import DEVICES, check_device
 from .encoding.fingerprint import DEFAULT_MODEL, DEFAULT_PRETRAINED
 from .encoding.images import DEFAULT_MAX_PIXELS
+from .encoding.precision import PRECISIONS, check_precision
 from .errors import InvalidArgumentError
 
 ENV_PREFIX = "PHOTOSEARCH_"
@@ -236,3 +237,7 @@ DEVICE = Setting(
 MAX_PIXELS = Setting(
     "max_pixels", DEFAULT_MAX_PIXELS, "larger images are refused as decompression bombs (the indexer skips them, "
     "the service answers 413 from the header alone)", kind=int, low=1, high=1 << 40, metavar="N")
+PRECISION = Setting(
+    "precision", "auto", "what the encoder computes in: `auto` is `fp16` on CUDA, else `int8` (or `bf16` where the "
+    "CPU has native bf16 and runs it faster); a reduced CPU precision that strays from `fp32` on probe inputs falls "
+    "back to `fp32` and says so (README: \"Encoder precision\")", choices=PRECISIONS, check=check_precision)

@@ -8,7 +8,7 @@ a flag wins.
 import os
 
 from search.errors import InvalidArgumentError
-from search.settings import DEVICE, MAX_PIXELS, MODEL, PRETRAINED, Setting, SettingsTable
+from search.settings import DEVICE, MAX_PIXELS, MODEL, PRECISION, PRETRAINED, Setting, SettingsTable
 
 MiB = 1 << 20
 
@@ -30,6 +30,7 @@ SETTINGS = SettingsTable(
     MODEL,
     PRETRAINED,
     DEVICE,
+    PRECISION,
     Setting("max_upload_bytes", 20 * MiB, "largest request body accepted (413 above it)", kind=int, low=1024,
             high=1 << 34, metavar="N", shown_default=f"`{20 * MiB}` (20 MiB)"),
     MAX_PIXELS,
