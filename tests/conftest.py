@@ -42,7 +42,8 @@ def tiny_checkpoint(tiny_config_file):
 
 @pytest.fixture(scope="session")
 def encoder(tiny_checkpoint):
-    return load_encoder(TINY_MODEL, str(tiny_checkpoint), device="cpu")
+    """The tiny model in float32, open_clip's own numbers (tests/test_precision.py loads the others)."""
+    return load_encoder(TINY_MODEL, str(tiny_checkpoint), device="cpu", precision="fp32")
 
 
 @pytest.fixture(scope="session")
