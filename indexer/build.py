@@ -108,7 +108,7 @@ def _run(config, progress, stages):
         for name in ("embedded", "reused", "decoded_on_device"):
             setattr(summary, name, getattr(embedding, name))
         summary.skipped = [s.to_dict() for s in sorted(embedding.skipped, key=lambda s: s.rel)]
-    summary.model = {"name": fingerprint.name, "pretrained": fingerprint.pretrained}
+    summary.model = {"name": fingerprint.name, "pretrained": fingerprint.pretrained, "precision": fingerprint.precision}
     summary.stages = times.as_dict()
     return summary
 

@@ -164,7 +164,7 @@ def test_the_fingerprint_records_precision_and_old_bundles_are_fp32():
 def test_a_bundle_keeps_its_precision(tmp_path, make_config):
     photos = tmp_path / "photos"
     make_photo_tree(photos, 6, exts=(".png",))
-    make_config(photos)()
+    assert make_config(photos)().model["precision"] == "int8"  # the build's --json
     assert Bundle.open(str(tmp_path / "index")).fingerprint.precision == "int8"
     make_photo_tree(photos / "more", 2, seed=7, exts=(".png",))
     with pytest.raises(ModelMismatchError, match=r"holds int8 vectors, not fp32; leave --precision out .*--index"):
