@@ -3,7 +3,7 @@
 - ``fp32``: the reference.
 - ``int8``: every projection dynamically quantised (``search.encoding.int8``); CPUs only.
 - ``bf16``: weights and activations in bfloat16; fast only where the CPU has bf16 instructions.
-- ``fp16``: CUDA only, as open_clip's mixed-precision training leaves the weights at home in it.
+- ``fp16``: CUDA only, open_clip's own half precision (what CUDA always ran in before this setting).
 - ``auto``: ``fp16`` on CUDA; on a CPU ``int8``, or ``bf16`` where the CPU has native bf16 and it
   runs faster there than ``int8``.
 
