@@ -21,7 +21,9 @@ Prints one JSON object, with the CPU's model and the flags that matter.
 """
 
 import argparse
+import json
 import os
+import sys
 import time
 
 import numpy as np
@@ -60,12 +62,23 @@ def main(argv=None):
     result = {
         "benchmark": "precision", "machine": info, "cpu_flags": cpu_flags(), "torch_threads": torch.get_num_threads(),
         "auto_is": auto.fingerprint.describe(), "guard_and_quantise_s": round(guard_s, 1),
-        "images": images(encoders, args), "texts": text_queries(encoders, args),
     }
+    progress("load", result)
+    for part, measure in (("images", images), ("texts", text_queries)):
+        result[part] = measure(encoders, args)
+        progress(part, result[part])
     if args.build:
         result["build"] = builds(args, checkpoint)
+        progress("build", result["build"])
     result["targets"] = targets(result)
     emit(result)
+
+
+def progress(part, figures):
+    """Each part's figures on stderr as soon as they are measured (a run on a busy machine may be cut short)."""
+    shown = {k: v for k, v in figures.items()
+             if not isinstance(v, dict) or k in ("images_per_s", "in_process", "machine", "cpu_flags")}
+    print(json.dumps({part: shown}, default=str), file=sys.stderr, flush=True)
 
 
 def cpu_flags():
