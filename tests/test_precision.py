@@ -15,7 +15,7 @@ from search.encoding import precision as precision_module
 from search.encoding.encoder import load_encoder
 from search.encoding.fingerprint import ModelFingerprint
 from search.encoding.int8 import Int8Attention
-from search.encoding.precision import MIN_COSINE, PRECISIONS, reduce, resolve_precision
+from search.encoding.precision import MIN_COSINE, PRECISIONS, for_bundle, reduce, resolve_precision
 from search.errors import InvalidArgumentError, ModelMismatchError
 from search.query.searcher import Searcher
 from search.store.bundle import Bundle
@@ -171,9 +171,16 @@ def test_a_bundle_keeps_its_precision(tmp_path, make_config):
         make_config(photos, precision="fp32")()
     summary = make_config(photos)()  # auto keeps the bundle's int8
     assert summary.embedded == 2 and Bundle.open(str(tmp_path / "index")).fingerprint.precision == "int8"
-    # queries may come in another precision: the bundle's vectors stay comparable
+    # queries may come in another precision: the bundle's vectors stay comparable; auto queries as the bundle
     searcher = Searcher.open(str(tmp_path / "index"), device="cpu", precision="fp32")
     assert searcher.encoder.fingerprint.precision == "fp32" and searcher.search_text("a red square", k=3).results
+    assert Searcher.open(str(tmp_path / "index"), device="cpu").encoder.fingerprint.precision == "int8"
+
+
+def test_queries_follow_the_bundles_precision_where_the_device_runs_it():
+    assert for_bundle("auto", "fp32", "cpu") == "fp32" and for_bundle("auto", "int8", "cpu") == "int8"
+    assert for_bundle("auto", "fp16", "cpu") == "auto"  # fp16 vectors from a GPU: the CPU's own auto
+    assert for_bundle("auto", "int8", "cuda") == "auto" and for_bundle("bf16", "fp32", "cpu") == "bf16"
 
 
 def test_a_bundle_written_before_precision_was_recorded_opens_and_updates_in_fp32(tmp_path, make_config):

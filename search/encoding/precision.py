@@ -52,6 +52,17 @@ def resolve_precision(precision, device):
     return precision
 
 
+def for_bundle(precision, bundle_precision, device):
+    """``precision`` to query a bundle of ``bundle_precision`` vectors with: ``auto`` is the bundle's own where
+    ``device`` (resolved) runs it, so queries are made as the vectors were; else the device's ``auto``."""
+    if precision != "auto":
+        return precision
+    try:
+        return resolve_precision(bundle_precision, device)
+    except InvalidArgumentError:  # e.g. fp16 vectors from a GPU, queried on a CPU
+        return "auto"
+
+
 def native_bf16():
     """True when the CPU has bf16 instructions (AVX-512 BF16 or AMX); elsewhere torch emulates bf16, slowly."""
     import torch
