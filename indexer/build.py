@@ -118,7 +118,7 @@ def _run(config, progress, stages):
         for name in ("embedded", "reused", "decoded_on_device"):
             setattr(summary, name, getattr(embedding, name))
     summary.skipped = [{"path": f.path, "reason": f.reason} for f in sorted(skipped, key=lambda f: f.path)]
-    summary.model = {"name": fingerprint.name, "pretrained": fingerprint.pretrained}
+    summary.model = {"name": fingerprint.name, "pretrained": fingerprint.pretrained, "precision": fingerprint.precision}
     summary.stages = times.as_dict()
     return summary
 

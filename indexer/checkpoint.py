@@ -35,11 +35,12 @@ class Checkpoint:
         return sorted(f for f in os.listdir(self.dir) if f.startswith("chunk-") and f.endswith(".npz"))
 
     def _read(self, fingerprint, *keys):
-        """``keys`` of each whole chunk made by ``fingerprint``'s model; others are left for the final clear."""
+        """``keys`` of each whole chunk made by ``fingerprint``'s model in its precision; others are left for
+        the final clear."""
         for name in self._chunk_files():
             try:
                 with np.load(os.path.join(self.dir, name)) as chunk:
-                    if not ModelFingerprint.from_dict(json.loads(str(chunk["model"]))).same_space(fingerprint):
+                    if not ModelFingerprint.from_dict(json.loads(str(chunk["model"]))).same_vectors(fingerprint):
                         continue
                     values = [chunk[key] for key in keys]
             except (OSError, ValueError, KeyError, zipfile.BadZipFile):

@@ -95,7 +95,8 @@ def cmd_info(args):
     m = bundle.manifest
     info = {
         "index": bundle.path, "root": m.root, "count": m.count, "model": m.model["name"],
-        "pretrained": m.model["pretrained"], "dim": m.dim, "metric": m.metric, "index_type": m.index_type,
+        "pretrained": m.model["pretrained"], "precision": bundle.fingerprint.precision,
+        "dim": m.dim, "metric": m.metric, "index_type": m.index_type,
         "bytes": bundle.bytes_on_disk(), "created_at": m.created_at, "updated_at": m.updated_at,
         "format_version": m.format_version, "generation": m.generation,
     }

@@ -7,7 +7,7 @@ import os
 
 from search.errors import InvalidArgumentError
 from search.index.choice import parse_size
-from search.settings import DEVICE, FOLLOW_LINKS, MAX_PIXELS, MODEL, PRETRAINED, Setting, SettingsTable
+from search.settings import DEVICE, FOLLOW_LINKS, MAX_PIXELS, MODEL, PRECISION, PRETRAINED, Setting, SettingsTable
 from search.store.locate import BUNDLE_DIR
 
 from .stages.read import DEFAULT_MAX_FILE_BYTES
@@ -32,6 +32,7 @@ SETTINGS = SettingsTable(
     Setting("model_config", None, "JSON architecture to register with open_clip (custom models)", metavar="FILE",
             path=True),
     DEVICE,
+    PRECISION,
     Setting("gpus", None, "CUDA GPUs to embed on, one builder process each (at most one per 2,048 files to read, "
             "unless given); `CUDA_VISIBLE_DEVICES` picks which", kind=int, low=1, metavar="N",
             shown_default="every GPU torch sees"),

@@ -6,6 +6,7 @@ import sys
 import tempfile
 
 from search.encoding.fingerprint import DEFAULT_MODEL, DEFAULT_PRETRAINED
+from search.encoding.precision import PRECISIONS
 from search.errors import InvalidArgumentError
 from search.quality.captions import read_captions
 from search.quality.evaluation import evaluate_bundle
@@ -30,6 +31,8 @@ def add_parsers(sub):
                    help="model to compare (repeat it); with --index, a model sharing its space (a text fine-tune)")
     p.add_argument("--pretrained", action="append", metavar="TAG|PATH", help="weights of each --model, in order")
     p.add_argument("--model-config", metavar="FILE", help="JSON architecture of a custom --model")
+    p.add_argument("--precision", choices=PRECISIONS, metavar="|".join(PRECISIONS),
+                   help="what the encoder computes in (default: the index's with --index, else auto)")
     p = sub.add_parser("finetune", help="fine-tune the index's model on captioned photos (contrastive)")
     p.add_argument("--index", required=True, metavar="DIR", help="the index bundle whose model and photos to use")
     p.add_argument("--out", required=True, metavar="FILE.safetensors", help="checkpoint to write (--pretrained FILE)")
@@ -78,18 +81,20 @@ def _eval_index(args, captions):
     fp = bundle.fingerprint
     name = (args.model or [fp.name])[0]
     pretrained = (args.pretrained or [fp.pretrained if name == fp.name else None])[0]
-    encoder = load_model(ModelChoice(name, pretrained, fp.config if name == fp.name else None, args.device))
+    encoder = load_model(ModelChoice(name, pretrained, fp.config if name == fp.name else None, args.device,
+                                     args.precision or fp.precision))
     return evaluate_bundle(bundle, captions, encoder)
 
 
 def _eval_photos(args, captions, name, pretrained):
     with tempfile.TemporaryDirectory(prefix="photosearch-eval-") as index:
         summary = build(BuildConfig(photos=args.photos, index=index, model=name, pretrained=pretrained,
-                                    model_config=args.model_config, device=args.device))
+                                    model_config=args.model_config, device=args.device,
+                                    precision=args.precision or "auto"))
         bundle = Bundle.open(index, use_gpu=False)
         fp = bundle.fingerprint
         report = evaluate_bundle(bundle, captions, load_model(ModelChoice(fp.name, pretrained, fp.config,
-                                                                          args.device)))
+                                                                          args.device, fp.precision)))
     report.images_per_second = summary.images_per_second or report.images_per_second
     return report
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from .encoding.device import DEVICES, check_device
 from .encoding.fingerprint import DEFAULT_MODEL, DEFAULT_PRETRAINED
 from .encoding.images import DEFAULT_MAX_PIXELS
+from .encoding.precision import PRECISIONS, check_precision
 from .errors import InvalidArgumentError
 
 ENV_PREFIX = "PHOTOSEARCH_"
@@ -239,3 +240,7 @@ MAX_PIXELS = Setting(
 FOLLOW_LINKS = Setting(
     "follow_links", False, "follow symlinked folders that point outside the photo folder (by default only links "
     "whose target stays inside it are followed); the indexer and the service must agree", kind=bool)
+PRECISION = Setting(
+    "precision", "auto", "what the encoder computes in: `auto` is `fp16` on CUDA, else `int8` (or `bf16` where the "
+    "CPU has native bf16 and runs it faster); a reduced CPU precision that strays from `fp32` on probe inputs falls "
+    "back to `fp32` and says so (README: \"Encoder precision\")", choices=PRECISIONS, check=check_precision)

@@ -42,7 +42,8 @@ def tiny_checkpoint(tiny_config_file):
 
 @pytest.fixture(scope="session")
 def encoder(tiny_checkpoint):
-    return load_encoder(TINY_MODEL, str(tiny_checkpoint), device="cpu")
+    """The tiny model in float32, open_clip's own numbers (tests/test_precision.py loads the others)."""
+    return load_encoder(TINY_MODEL, str(tiny_checkpoint), device="cpu", precision="fp32")
 
 
 @pytest.fixture(scope="session")
@@ -53,11 +54,12 @@ def model_args(tiny_config_file, tiny_checkpoint):
 
 @pytest.fixture(scope="session")
 def vit_b_32(tmp_path_factory):
-    """A seeded random-init ViT-B-32 encoder, loaded through the checkpoint-file path (real shapes and speed)."""
+    """A seeded random-init ViT-B-32 encoder in float32, loaded through the checkpoint-file path (real shapes
+    and speed; ``search.encoding.precision.reduce`` makes its int8 twin)."""
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("vit-b-32") / "vit-b-32.pt"
     torch.save(open_clip.create_model("ViT-B-32").state_dict(), path)
-    return load_encoder("ViT-B-32", str(path), device="cpu")
+    return load_encoder("ViT-B-32", str(path), device="cpu", precision="fp32")
 
 
 @pytest.fixture

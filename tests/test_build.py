@@ -78,7 +78,7 @@ def test_stored_vectors_equal_the_encoder_and_text_ranking_is_brute_force(tmp_pa
     for record in bundle.metadata.all()[:5]:
         expected = encoder.encode_images([Image.open(photos / record.path).convert("RGB")])[0]
         assert float(bundle.vector(record.id) @ expected) >= 0.999
-    query = encoder.encode_texts(["a photo of a red square"])[0]
+    query = searcher.encoder.encode_texts(["a photo of a red square"])[0]  # in the searcher's precision
     page = searcher.search_text("a photo of a red square", k=10)
     order = np.argsort(-(np.asarray(bundle.vectors) @ query), kind="stable")[:10]
     assert [r.id for r in page.results] == bundle.ids[order].tolist()

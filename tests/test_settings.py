@@ -41,9 +41,10 @@ def test_build_config_keeps_its_fields_and_defaults(tmp_path):
     config = BuildConfig(photos=str(tmp_path))
     assert {name: getattr(config, name) for name in build_config.SETTINGS.by_name} == {
         "photos": str(tmp_path), "index": str(tmp_path / ".photoindex"), "model": None, "pretrained": None,
-        "model_config": None, "device": "auto", "gpus": None, "decode": "auto", "batch_size": None,
-        "workers": build_config.default_workers(), "max_pixels": 100_000_000, "max_file_bytes": 512 << 20,
-        "include_hidden": False, "max_index_memory": None, "checkpoint_every": 512, "follow_links": False}
+        "model_config": None, "device": "auto", "precision": "auto", "gpus": None, "decode": "auto",
+        "batch_size": None, "workers": build_config.default_workers(), "max_pixels": 100_000_000,
+        "max_file_bytes": 512 << 20, "include_hidden": False, "max_index_memory": None, "checkpoint_every": 512,
+        "follow_links": False}
     assert BuildConfig(photos=tmp_path, index=tmp_path / "i").index == str(tmp_path / "i")  # paths may be Paths
 
 
@@ -54,15 +55,15 @@ def test_flags_keep_their_names():
         return {option for action in parser._actions for option in action.option_strings} - {"-h", "--help"}
 
     assert flags(build_config.add_arguments) == {
-        "--index", "--model", "--pretrained", "--model-config", "--device", "--gpus", "--decode", "--batch-size",
-        "--workers", "--max-pixels", "--max-file-bytes", "--max-index-memory", "--include-hidden", "--checkpoint-every",
-        "--follow-links"}
+        "--index", "--model", "--pretrained", "--model-config", "--device", "--precision", "--gpus", "--decode",
+        "--batch-size", "--workers", "--max-pixels", "--max-file-bytes", "--max-index-memory", "--include-hidden",
+        "--checkpoint-every", "--follow-links"}
     assert flags(serve_config.add_arguments) == {
-        "--index", "--host", "--port", "--token", "--model", "--pretrained", "--device", "--max-upload-bytes",
-        "--max-pixels", "--thumbnail-size", "--index-name", "--allow-image-url", "--image-url-max-bytes",
-        "--image-url-timeout", "--cors-origin", "--reload-interval", "--no-warmup", "--text-cache-size",
-        "--photos", "--follow-links", "--max-query-pixels", "--image-url-allow-private", "--public-url",
-        "--duplicate-threshold"}
+        "--index", "--host", "--port", "--token", "--model", "--pretrained", "--device", "--precision",
+        "--max-upload-bytes", "--max-pixels", "--thumbnail-size", "--index-name", "--allow-image-url",
+        "--image-url-max-bytes", "--image-url-timeout", "--cors-origin", "--reload-interval", "--no-warmup",
+        "--text-cache-size", "--photos", "--follow-links", "--max-query-pixels", "--image-url-allow-private",
+        "--public-url", "--duplicate-threshold"}
 
 
 def test_build_flags_become_the_config(tmp_path):
@@ -76,6 +77,7 @@ def test_build_flags_become_the_config(tmp_path):
 @pytest.mark.parametrize("settings_, words", [
     ({"decode": "gpu"}, "unknown decode 'gpu'; choose one of auto, workers, device"),
     ({"device": "tpu"}, "unknown device 'tpu'; choose one of auto, cpu, cuda"),
+    ({"precision": "int4"}, "unknown precision 'int4'; choose one of auto, fp32, int8, bf16, fp16"),
     ({"workers": -1}, "--workers must be an integer >= 0, got -1"),
     ({"workers": True}, "--workers must be an integer >= 0, got True"),
     ({"batch_size": 0}, "--batch-size must be an integer >= 1"),

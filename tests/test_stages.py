@@ -141,11 +141,12 @@ def test_model_choice_is_the_flags_else_the_bundles_else_the_default(tmp_path):
     config = BuildConfig(photos=str(tmp_path))
     bundle = ModelFingerprint("tiny", "/w.pt", 4, "abc", {"embed_dim": 4})
     assert choose_model(config, None) == ModelChoice(DEFAULT_MODEL, DEFAULT_PRETRAINED, None, "auto")
-    assert choose_model(config, bundle) == ModelChoice("tiny", "/w.pt", {"embed_dim": 4}, "auto")
+    # auto keeps the bundle's precision (fp32: written before precision was recorded)
+    assert choose_model(config, bundle) == ModelChoice("tiny", "/w.pt", {"embed_dim": 4}, "auto", "fp32")
     (tmp_path / "arch.json").write_text('{"embed_dim": 8}')
     flags = BuildConfig(photos=str(tmp_path), model="other", pretrained="tag", model_config=str(tmp_path / "arch.json"),
                         device="cpu")
-    assert choose_model(flags, bundle) == ModelChoice("other", "tag", {"embed_dim": 8}, "cpu")
+    assert choose_model(flags, bundle) == ModelChoice("other", "tag", {"embed_dim": 8}, "cpu", "fp32")
     assert pickle.loads(pickle.dumps(choose_model(flags, bundle))) == choose_model(flags, bundle)
     with pytest.raises(ModelMismatchError, match="built with tiny / /w.pt .*not other; .*--index"):
         check_requested_model(flags, bundle)

@@ -11,7 +11,7 @@ import urllib.parse
 from search.encoding.images import DEFAULT_MAX_QUERY_PIXELS
 from search.errors import InvalidArgumentError
 from search.quality.duplicates import DEFAULT_THRESHOLD
-from search.settings import DEVICE, FOLLOW_LINKS, MAX_PIXELS, MODEL, PRETRAINED, Setting, SettingsTable
+from search.settings import DEVICE, FOLLOW_LINKS, MAX_PIXELS, MODEL, PRECISION, PRETRAINED, Setting, SettingsTable
 from search.store.locate import find_bundle
 
 MiB = 1 << 20
@@ -46,6 +46,7 @@ SETTINGS = SettingsTable(
     MODEL,
     PRETRAINED,
     DEVICE,
+    PRECISION,
     Setting("max_upload_bytes", 20 * MiB, "largest request body accepted (413 above it)", kind=int, low=1024,
             high=1 << 34, metavar="N", shown_default=f"`{20 * MiB}` (20 MiB)"),
     MAX_PIXELS,

@@ -31,7 +31,7 @@ def load_searcher(config):
     """Open the bundle and its model (or the override) and warm both up."""
     started = time.perf_counter()
     searcher = Searcher.open(config.index, model=config.model, pretrained=config.pretrained,
-                             device=config.device, max_pixels=config.max_pixels)
+                             device=config.device, precision=config.precision, max_pixels=config.max_pixels)
     if config.warmup:
         warm_up(searcher)
     log.info("serving %d images from %s with %s (ready in %.1f s)", searcher.bundle.count, config.index,

@@ -49,7 +49,7 @@ class EmbedJob:
         leaving them in the checkpoint folder alone. ``bar_options`` go to the progress bar."""
         encoder = times.call("load_model", self.stages.load_encoder, self.model)
         if self.expected is not None:
-            self.expected.check_same_space(encoder.fingerprint, where=f"the index at {self.config.index}")
+            self.expected.check_same_vectors(encoder.fingerprint, where=f"the index at {self.config.index}")
         checkpoint = Checkpoint(self.config.index)
         saved = checkpoint.load(encoder.fingerprint) if keep_vectors else {}
         known = self.known | (set(saved) if keep_vectors else checkpoint.hashes(encoder.fingerprint))

@@ -20,15 +20,23 @@ class ModelChoice:
     pretrained: str | None
     config: dict | None  # a custom architecture to register with open_clip first
     device: str  # "auto", "cpu" or "cuda"
+    precision: str = "auto"  # search.encoding.precision.PRECISIONS
 
 
 def check_requested_model(config, fingerprint):
-    """Refuse a ``--model`` other than the one that built the bundle (``fingerprint``), before any work."""
+    """Refuse a ``--model`` or ``--precision`` other than the one that built the bundle (``fingerprint``),
+    before any work: the vectors of one bundle come from one model in one precision."""
     wanted = config.model
     if fingerprint is not None and wanted and wanted != fingerprint.name:
         raise ModelMismatchError(
             f"the index at {config.index} was built with {fingerprint.describe()}, not {wanted}; "
             "to change models, build into a new folder with --index"
+        )
+    if fingerprint is not None and config.precision not in ("auto", fingerprint.precision):
+        raise ModelMismatchError(
+            f"the index at {config.index} holds {fingerprint.precision} vectors, not {config.precision}; "
+            f"leave --precision out (or give {fingerprint.precision}) to update it, or build into a new folder "
+            "with --index to change precision"
         )
 
 
@@ -40,14 +48,17 @@ def choose_model(config, fingerprint):
         architecture = _read_json(config.model_config)
     else:
         architecture = fingerprint.config if fingerprint else None
-    return ModelChoice(name, pretrained, architecture, config.device)
+    # ``auto`` keeps an existing bundle's precision
+    precision = fingerprint.precision if fingerprint and config.precision == "auto" else config.precision
+    return ModelChoice(name, pretrained, architecture, config.device, precision)
 
 
 def load_model(choice):
     """The Encoder of ``choice``: the build's load stage."""
     from search.encoding.encoder import load_encoder  # torch and open_clip: only when there is work
 
-    return load_encoder(choice.name, choice.pretrained, device=choice.device, config=choice.config)
+    return load_encoder(choice.name, choice.pretrained, device=choice.device, config=choice.config,
+                        precision=choice.precision)
 
 
 def _read_json(path):

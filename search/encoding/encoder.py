@@ -5,6 +5,8 @@ arrays, so an inner product anywhere in the project is a cosine. Where the
 weights come from (tag, file, hub, cache) is ``search.encoding.weights``.
 """
 
+import copy
+import dataclasses
 import json
 import os
 import tempfile
@@ -18,6 +20,7 @@ from . import weights
 from .device import resolve_device
 from .fingerprint import DEFAULT_MODEL, DEFAULT_PRETRAINED, ModelFingerprint
 from .images import load_image
+from .precision import reduce, resolve_precision
 from .text_tower import TrimmedTextTower
 from .tokenizer_cache import bound_cache
 
@@ -57,6 +60,16 @@ class Encoder:
     def dim(self):
         return self.fingerprint.dim
 
+    def with_model(self, model, precision, note=None):
+        """This encoder over ``model`` (the same network in ``precision``): the trimmed text tower, if this
+        encoder's passed its check, runs over ``model`` too (its fidelity is then the precision guard's)."""
+        other = copy.copy(self)
+        other.model = model.eval()
+        other._text_tower = TrimmedTextTower(model) if self._text_tower else None
+        other.fingerprint = dataclasses.replace(self.fingerprint, precision=precision, precision_note=note)
+        other.dtype = _input_dtype(model.visual)
+        return other
+
     @torch.inference_mode()
     def encode_images(self, batch):
         """Embed a preprocessed ``[N, 3, H, W]`` tensor or a list of PIL images."""
@@ -72,9 +85,13 @@ class Encoder:
         texts = list(texts)
         if not texts:
             return np.zeros((0, self.dim), np.float32)
-        tokens = self.tokenizer(texts).to(self.device)
+        return self.encode_tokens(self.tokenizer(texts))
+
+    @torch.inference_mode()
+    def encode_tokens(self, tokens):
+        """Embed tokenizer output ``[N, context]``: the text path of :meth:`encode_texts`."""
         encode = self._text_tower.encode if self._text_tower else self.model.encode_text
-        return self._finish(encode(tokens))
+        return self._finish(encode(tokens.to(self.device)))
 
     def embed_image(self, source, max_pixels=None):
         """Decode one image (path, bytes or PIL image) and embed it: shape ``[dim]``."""
@@ -99,24 +116,28 @@ def _input_dtype(visual):
 
 
 def load_encoder(name=DEFAULT_MODEL, pretrained=DEFAULT_PRETRAINED, device="auto", config=None, cache_dir=None,
-                 precision=None):
+                 precision="auto"):
     """Create an :class:`Encoder`; ``pretrained`` is an open_clip tag or a checkpoint file.
 
     ``name`` may also be ``hf-hub:org/repo`` or ``local-dir:/path`` (then
     ``pretrained`` is ignored). ``config`` registers a custom architecture.
+    ``precision``: one of ``search.encoding.precision.PRECISIONS``; a reduced
+    CPU precision is guarded against float32 at load, and the fingerprint
+    records the precision that runs.
     Raises :class:`ModelLoadError` (or :class:`WeightsUnavailableError`).
     Nothing process-wide changes: open_clip's log lines go wherever the
-    program's logging sends them. ``precision``: open_clip's (default fp16 on CUDA, else fp32;
-    training wants fp32).
+    program's logging sends them.
     """
     device = resolve_device(device)
+    requested, precision = precision, resolve_precision(precision, device)
     if config is not None:
         register_model_config(name, config)
     source = weights.resolve(name, pretrained, cache_dir)
-    precision = precision or ("fp16" if device == "cuda" else "fp32")
+    cuda = device.startswith("cuda")  # a reduced CPU precision starts from float32, its reference
     try:
         model, _, preprocess = open_clip.create_model_and_transforms(
-            source.model, pretrained=source.pretrained, precision=precision, device=device, cache_dir=cache_dir,
+            source.model, pretrained=source.pretrained, precision=precision if cuda else "fp32", device=device,
+            cache_dir=cache_dir,
             **(source.preprocess or {}),
         )
     except RuntimeError as e:
@@ -129,5 +150,7 @@ def load_encoder(name=DEFAULT_MODEL, pretrained=DEFAULT_PRETRAINED, device="auto
     with torch.inference_mode():
         dim = int(model.encode_text(tokenizer(["a"]).to(device)).shape[-1])
     cfg = None if name.startswith((weights.HUB, weights.LOCAL_DIR)) else open_clip.get_model_config(name)
-    fingerprint = ModelFingerprint(name, source.recorded, dim, source.checkpoint_sha256, cfg, source.image_tower)
-    return Encoder(model, preprocess, tokenizer, fingerprint, device)
+    fingerprint = ModelFingerprint(name, source.recorded, dim, source.checkpoint_sha256, cfg, source.image_tower,
+                                   precision if cuda else "fp32")
+    encoder = Encoder(model, preprocess, tokenizer, fingerprint, device)
+    return encoder if cuda else reduce(encoder, precision, auto=requested == "auto")

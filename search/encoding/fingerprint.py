@@ -27,6 +27,10 @@ class ModelFingerprint:
     # a text-tower fine-tune (``indexer finetune --mode text``): {"pretrained", "checkpoint_sha256"} of the
     # weights its image tower came from unchanged, so it searches bundles those weights built
     image_tower: dict | None = None
+    # What the encoder computed in (search.encoding.precision); bundles written before it was recorded are fp32.
+    precision: str = "fp32"
+    # Why ``precision`` is not what was asked for (the fidelity guard's fallback); not stored in bundles.
+    precision_note: str | None = field(default=None, compare=False)
 
     def to_dict(self):
         return {
@@ -36,21 +40,23 @@ class ModelFingerprint:
             "checkpoint_sha256": self.checkpoint_sha256,
             "config": self.config,
             "image_tower": self.image_tower,
+            "precision": self.precision,
         }
 
     @classmethod
     def from_dict(cls, d):
         return cls(d["name"], d.get("pretrained"), int(d["dim"]), d.get("checkpoint_sha256"), d.get("config"),
-                   d.get("image_tower"))
+                   d.get("image_tower"), d.get("precision", "fp32"))
 
     def describe(self):
         weights = self.pretrained
         if self.checkpoint_sha256:
             weights = f"{weights} (sha256 {self.checkpoint_sha256[:12]})"
-        return f"{self.name} / {weights} / dim {self.dim}"
+        text = f"{self.name} / {weights} / dim {self.dim} / {self.precision}"
+        return f"{text} ({self.precision_note})" if self.precision_note else text
 
     def same_space(self, other):
-        """True when vectors of ``self`` and ``other`` can be compared."""
+        """True when vectors of ``self`` and ``other`` can be compared (at any precision that passed the guard)."""
         if self.name != other.name or self.dim != other.dim:
             return False
         (pretrained, sha), (other_pretrained, other_sha) = self.image_weights(), other.image_weights()
@@ -70,6 +76,21 @@ class ModelFingerprint:
             raise ModelMismatchError(
                 f"{where} was built with {self.describe()}, but the model in use is {other.describe()}; "
                 f"use the same model (--model {self.name} --pretrained {self.pretrained}) or build a new index"
+            )
+
+    def same_vectors(self, other):
+        """True when vectors of ``other`` may join a bundle of ``self``'s: the same space and precision."""
+        return self.same_space(other) and self.precision == other.precision
+
+    def check_same_vectors(self, other, where="the bundle"):
+        """Refuse adding ``other``'s vectors to a bundle of ``self``'s: the same space, and one precision per
+        bundle (a query may use another precision; the vectors it is compared with come from one)."""
+        self.check_same_space(other, where)
+        if self.precision != other.precision:
+            raise ModelMismatchError(
+                f"{where} holds {self.precision} vectors, but the encoder runs in {other.precision}"
+                f"{f' ({other.precision_note})' if other.precision_note else ''}; vectors of one index come "
+                f"from one precision: use --precision {self.precision} (or leave it out), or build a new index"
             )
 
 

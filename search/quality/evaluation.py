@@ -82,7 +82,7 @@ def evaluate_bundle(index, captions, encoder, key=None):
     figures = score(encoder, vectors, paths, kept.captions, key)
     fp = encoder.fingerprint
     return EvalReport(
-        model={"name": fp.name, "pretrained": fp.pretrained}, photos=figures["photos"],
+        model={"name": fp.name, "pretrained": fp.pretrained, "precision": fp.precision}, photos=figures["photos"],
         captions=figures["captions"], text_to_image=figures["text_to_image"],
         image_to_text=figures["image_to_text"], images_per_second=images_per_second(encoder, bundle.root, paths),
         left_out=kept.counts(), problems=kept.problems,

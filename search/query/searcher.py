@@ -62,13 +62,18 @@ class Searcher:
         self.search_index = search_index or index_search(bundle)
 
     @classmethod
-    def open(cls, index_dir, model=None, pretrained=None, device="auto", **kwargs):
-        """Open a bundle with the model recorded in it (``model``/``pretrained`` override)."""
+    def open(cls, index_dir, model=None, pretrained=None, device="auto", precision="auto", **kwargs):
+        """Open a bundle with the model recorded in it (``model``/``pretrained`` override). Queries may
+        use any ``precision`` (``load_encoder``); ``auto`` is the bundle's own where ``device`` runs it."""
+        from ..encoding.device import resolve_device
         from ..encoding.encoder import load_encoder  # torch and open_clip load only here
+        from ..encoding.precision import for_bundle
 
         bundle = Bundle.open(index_dir)
         fp = bundle.fingerprint
-        encoder = load_encoder(model or fp.name, pretrained or fp.pretrained, device=device, config=fp.config)
+        device = resolve_device(device)
+        encoder = load_encoder(model or fp.name, pretrained or fp.pretrained, device=device, config=fp.config,
+                               precision=for_bundle(precision, fp.precision, device))
         return cls(bundle, encoder, **kwargs)
 
     def search(self, terms, *, k=24, offset=0, min_score=None, path_prefix=None, filters=None, deduplicate=False,

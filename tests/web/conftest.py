@@ -33,7 +33,8 @@ def photo_root(photo_paths):
 def bundle_dir(photo_root, tmp_path_factory, tiny_config_file, tiny_checkpoint):
     index = tmp_path_factory.mktemp("bundle") / "photos-index"
     build(BuildConfig(photos=str(photo_root), index=str(index), model=tiny_config_file.stem,
-                      model_config=str(tiny_config_file), pretrained=str(tiny_checkpoint), workers=0))
+                      model_config=str(tiny_config_file), pretrained=str(tiny_checkpoint), workers=0,
+                      precision="fp32"))  # the vectors of the fp32 `encoder` fixture; the service's auto follows
     return index
 
 
