@@ -18,12 +18,21 @@ class PhotoFile:
     ctime_ns: int | None = None
 
 
-def walk_photos(root, exclude=(), include_hidden=False):
+@dataclass(frozen=True)
+class Folder:
+    """A sub-folder not entered (``walk_photos(..., descend=False)``), for another worker to walk."""
+
+    path: str
+    rel: str
+
+
+def walk_photos(root, exclude=(), include_hidden=False, descend=True):
     """Yield every image file under ``root``, sorted, following symlinks once.
 
     Folders in ``exclude`` (the bundle, a thumbnail cache) are never entered.
     Symlinked folders are followed, but a folder already seen (by device and
-    inode) is not entered again, so link cycles end.
+    inode) is not entered again, so link cycles end. ``descend`` False
+    yields each folder right under ``root`` as a :class:`Folder` instead.
     """
     root = os.path.abspath(root)
     skip = {os.path.realpath(p) for p in exclude}
@@ -50,7 +59,7 @@ def walk_photos(root, exclude=(), include_hidden=False):
             except OSError:
                 continue  # dangling link or vanished file
             if stat.S_ISDIR(st.st_mode):
-                yield from visit(entry.path, rel)
+                yield from visit(entry.path, rel) if descend else [Folder(entry.path, rel)]
             elif stat.S_ISREG(st.st_mode) and is_image_path(entry.name):
                 yield PhotoFile(entry.path, rel, st.st_size, st.st_mtime_ns, st.st_dev, st.st_ino, st.st_ctime_ns)
 
