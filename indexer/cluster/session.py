@@ -9,7 +9,7 @@ _started = []  # whether this module initialised Ray (then it also shuts it down
 def import_ray():
     try:
         import ray
-        import ray.data  # noqa: F401 - Ray Data is an extra of its own
+        import ray.data  # Ray Data is an extra of its own
     except ImportError as e:
         raise BuildError(f"--ray needs Ray Data and pyarrow: pip install -e \".[ray]\" ({e})") from e
     return ray
@@ -22,7 +22,7 @@ def connect(address):
         return ray
     try:
         if address == LOCAL:
-            ray.init(include_dashboard=False, log_to_driver=False)
+            ray.init(address="local", include_dashboard=False, log_to_driver=False)  # never a running one
         else:
             ray.init(address=address, log_to_driver=False)
     except (ConnectionError, RuntimeError, ValueError) as e:
