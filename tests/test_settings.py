@@ -43,7 +43,7 @@ def test_build_config_keeps_its_fields_and_defaults(tmp_path):
         "photos": str(tmp_path), "index": str(tmp_path / ".photoindex"), "model": None, "pretrained": None,
         "model_config": None, "device": "auto", "gpus": None, "decode": "auto", "batch_size": None,
         "workers": build_config.default_workers(), "max_pixels": 100_000_000, "include_hidden": False,
-        "max_index_memory": None, "checkpoint_every": 512}
+        "max_index_memory": None, "checkpoint_every": 512, "ray": None, "shards": None}
     assert BuildConfig(photos=tmp_path, index=tmp_path / "i").index == str(tmp_path / "i")  # paths may be Paths
 
 
@@ -55,7 +55,7 @@ def test_flags_keep_their_names():
 
     assert flags(build_config.add_arguments) == {
         "--index", "--model", "--pretrained", "--model-config", "--device", "--gpus", "--decode", "--batch-size",
-        "--workers", "--max-pixels", "--max-index-memory", "--include-hidden", "--checkpoint-every"}
+        "--workers", "--max-pixels", "--max-index-memory", "--include-hidden", "--checkpoint-every", "--ray", "--shards"}
     assert flags(serve_config.add_arguments) == {
         "--index", "--host", "--port", "--token", "--model", "--pretrained", "--device", "--max-upload-bytes",
         "--max-pixels", "--thumbnail-size", "--index-name", "--allow-image-url", "--image-url-max-bytes",
@@ -125,3 +125,17 @@ def test_markdown_escapes_pipes_and_shows_defaults():
                           Setting("flag", False, "a switch", kind=bool))
     assert table.markdown().splitlines()[2:] == ["| `--choice a\\|b` | `a` | one `a\\|b` |",
                                                  "| `--flag` | off | a switch |"]
+
+
+def test_ray_flag_takes_an_optional_address(tmp_path):
+    from indexer.cli import make_parser
+    from indexer.config import config_from_args
+
+    def ray_of(*flags):
+        return config_from_args(make_parser().parse_args(["build", str(tmp_path), *flags])).ray
+    assert (ray_of(), ray_of("--ray"), ray_of("--ray", "auto"), ray_of("--ray=10.0.0.1:6379")) == (
+        None, "local", "auto", "10.0.0.1:6379")
+    with pytest.raises(InvalidArgumentError, match="--shards is where a --ray build writes"):
+        BuildConfig(photos=str(tmp_path), shards=str(tmp_path / "s"))
+    with pytest.raises(InvalidArgumentError, match="--gpus is for one machine"):
+        BuildConfig(photos=str(tmp_path), ray="auto", gpus=2, device="cuda")
