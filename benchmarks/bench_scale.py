@@ -62,8 +62,7 @@ def serve(folder, queries_file, truth_file):
     configure_process()
     import faiss
 
-    # one query at a time: a second OpenMP thread only adds barrier waits (p50 1.8 ms with one thread,
-    # 49 ms with two on the loaded 2-core machine, 200k x 512)
+    # one query at a time: a second OpenMP thread only adds barrier waits (benchmarks/RESULTS.md, "Scale")
     faiss.omp_set_num_threads(1)
     queries, truth = np.load(queries_file), np.load(truth_file)
     before = smaps()

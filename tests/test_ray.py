@@ -157,6 +157,11 @@ def test_killed_driver_resumes_and_damaged_shard_is_redone(cluster, ray_build, p
     wait_for_shard(shards, lambda: driver.poll() is None)
     driver.send_signal(signal.SIGKILL)
     driver.wait()
+    # the cluster stops the dead driver's actors soon after; until then they may finish a group more
+    deadline = time.monotonic() + 120
+    while ray._private.state.actors(actor_state_name="ALIVE"):
+        assert time.monotonic() < deadline, "the killed driver's actors were not stopped"
+        time.sleep(0.2)
     store = ShardStore(str(shards))
     whole = [k for k in store.keys() if store.read(k) is not None]
     made = embedded_rows(store, whole)

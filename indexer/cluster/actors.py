@@ -20,7 +20,7 @@ from ..stages.embed import device_preprocess
 from ..stages.walk import PhotoFile
 from .shards import ShardStore
 
-COUNTS = ("files", "embedded", "reused", "resumed", "decoded_on_device")
+COUNTS = ("files", "embedded", "reused", "decoded_on_device")
 
 
 class EmbedGroups:
@@ -49,9 +49,7 @@ class EmbedGroups:
             counts = dict.fromkeys(COUNTS, 0)
             counts["files"] = len(photos)
             seconds = [0.0, 0.0]
-            if self.store.read(key, rows=len(photos)) is not None:
-                counts["resumed"] = 1  # made by an earlier run, or by an attempt Ray retried
-            else:
+            if self.store.read(key, rows=len(photos)) is None:  # else made by an earlier run or attempt
                 rows = self._embed(photos, counts, seconds)
                 self.store.write(key, rows, self.encoder.fingerprint)
             out["key"].append(key)
