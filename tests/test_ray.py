@@ -123,7 +123,7 @@ def test_rerun_embeds_only_new_files(first, ray_build, photos):
         (photos / "late").rmdir()
 
 
-def wait_for_shard(folder, alive, seconds=180):
+def wait_for_shard(folder, alive, seconds=300):
     """Wait until a shard file is in ``folder`` while ``alive()``."""
     deadline = time.monotonic() + seconds
     while not (os.path.isdir(folder) and any(n.endswith(".parquet") for n in os.listdir(folder))):
