@@ -23,12 +23,10 @@ import os
 
 import faiss
 import numpy as np
-from faiss.contrib.exhaustive_search import knn_ground_truth
-from faiss.contrib.ondisk import merge_ondisk
 
+from ..errors import InvalidArgumentError
 from . import ann, tuning
 from .choice import ID_BYTES, TRAIN_PER_LIST, list_count, parse_size, pq_sizes
-from ..errors import InvalidArgumentError
 
 INDEX_FILE = ann.INDEX_FILE
 LISTS_FILE = ann.ONDISK_LISTS  # next to INDEX_FILE, found there by ann.load_index
@@ -70,6 +68,10 @@ def add_part(trained, ids, vectors, path):
 
 def merge(trained, parts, folder):
     """Merge the part indexes at ``parts`` into ``folder``: INDEX_FILE and its lists in LISTS_FILE."""
+    from faiss.contrib.ondisk import (
+        merge_ondisk,  # only here: faiss.contrib sets up loggers on import
+    )
+
     index = faiss.deserialize_index(trained)
     merge_ondisk(index, list(parts), os.path.join(folder, LISTS_FILE))
     faiss.write_index(index, os.path.join(folder, INDEX_FILE))
@@ -92,6 +94,8 @@ def has_vectors(folder):
 
 def exact_search(vectors, queries, k):
     """``(scores, ids)`` of the exact ``k`` best rows of ``vectors`` (memory-mapped: read by blocks)."""
+    from faiss.contrib.exhaustive_search import knn_ground_truth  # as merge_ondisk
+
     blocks = (np.asarray(vectors[i:i + BLOCK], np.float32) for i in range(0, len(vectors), BLOCK))
     return knn_ground_truth(np.ascontiguousarray(queries, dtype=np.float32), blocks, k, faiss.METRIC_INNER_PRODUCT)
 
