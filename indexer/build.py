@@ -71,6 +71,11 @@ def build(config, progress=None, stages=Stages()):
         raise BuildError(
             f"cannot write the index: {e.strerror or e}{where}; the previous index at {config.index} is unchanged"
         ) from e
+    finally:
+        if config.ray is not None:
+            from .cluster import session
+
+            session.disconnect()
     summary.seconds = round(time.perf_counter() - start, 3)
     summary.images_per_second = round(summary.embedded / summary.seconds, 2) if summary.seconds else 0.0
     return summary
@@ -85,8 +90,13 @@ def _run(config, progress, stages):
     fingerprint = previous.fingerprint if previous else None
     conditions = _skip_conditions(config)
     with times.timed("walk"):
-        files = list(walk_photos(config.photos, exclude=[config.index], include_hidden=config.include_hidden,
-                                 follow_links=config.follow_links))
+        if config.ray is not None:  # listed by tasks on the cluster
+            from .cluster.executor import list_on_ray
+
+            files = list_on_ray(config, times)
+        else:
+            files = list(walk_photos(config.photos, exclude=[config.index], include_hidden=config.include_hidden,
+                                     follow_links=config.follow_links))
         old_records = previous.metadata.all() if previous else []
         remembered = read_skipped(os.path.join(previous.path, previous.manifest.generation_dir),
                                   conditions) if previous else {}
@@ -138,8 +148,12 @@ def _stat_skipped(skipped, read):
 
 def _embed(job, files, times):
     """``(checkpoint, Embedding, devices)`` of ``files``: in this process, or in one per GPU (then listed)."""
-    devices = gpus.builder_devices(job.config, len(files))
     checkpoint = Checkpoint(job.config.index)
+    if job.config.ray is not None:  # on a Ray cluster (indexer.cluster); shards under the checkpoint go with it
+        from .cluster.executor import embed_on_ray
+
+        return checkpoint, embed_on_ray(job, files, times), []
+    devices = gpus.builder_devices(job.config, len(files))
     if len(devices) == 1:
         return checkpoint, job.run(files, times), []
     embedding = gpus.embed_on_devices(job, devices, files, times)

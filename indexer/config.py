@@ -55,6 +55,12 @@ SETTINGS = SettingsTable(
     FOLLOW_LINKS,
     Setting("checkpoint_every", 512, "save embeddings for resuming after this many images", kind=int, low=1,
             metavar="N"),
+    Setting("ray", None, "build on a Ray cluster: `auto` (the one the environment names), `HOST:PORT`, or the flag "
+            "alone for a Ray of this machine started for the run", metavar="ADDRESS", const="local",
+            shown_default="off"),
+    Setting("shards", None, "where a `--ray` build writes its Parquet shards: a folder on storage every node sees, "
+            "or a URL pyarrow reaches (`s3://...`); kept after the build", metavar="URL",
+            shown_default="the bundle's checkpoint folder (removed after the build)"),
 )
 
 
@@ -67,6 +73,10 @@ class BuildConfig:
         self.index = os.path.abspath(self.index or os.path.join(self.photos, DEFAULT_INDEX_DIR))
         if self.gpus is not None and self.device == "cpu":
             raise InvalidArgumentError("--gpus needs CUDA; leave it out with --device cpu")
+        if self.ray is not None and self.gpus is not None:
+            raise InvalidArgumentError("--gpus is for one machine; with --ray every GPU of the cluster embeds")
+        if self.shards is not None and self.ray is None:
+            raise InvalidArgumentError("--shards is where a --ray build writes; add --ray or leave it out")
 
 
 def add_arguments(parser, config_class=BuildConfig):

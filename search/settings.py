@@ -50,6 +50,7 @@ class Setting:
     required: bool = False
     positional: bool = False
     path: bool = False  # a file or folder: os.PathLike values are accepted and stored as str
+    const: object = None  # the value of the flag given alone (its value is then optional)
 
     @property
     def flag(self):
@@ -69,7 +70,7 @@ class Setting:
         if self.positional or self.kind is bool:
             return self.flag
         metavar = self.metavar or ("|".join(self.choices) if self.choices else "VALUE")
-        return f"{self.flag} {metavar}"
+        return f"{self.flag} [{metavar}]" if self.const is not None else f"{self.flag} {metavar}"
 
     @property
     def default_text(self):
@@ -176,8 +177,9 @@ class SettingsTable:
                 parser.add_argument(s.flag, dest=s.name, action="store_false" if s.default else "store_true",
                                     default=argparse.SUPPRESS, help=help)
             else:
+                optional = {"nargs": "?", "const": s.const} if s.const is not None else {}
                 parser.add_argument(s.flag, dest=s.name, type=s.kind, choices=s.choices, default=argparse.SUPPRESS,
-                                    metavar=s.metavar, help=help)
+                                    metavar=s.metavar, help=help, **optional)
 
     def from_environ(self, environ=None):
         """The settings given by ``PHOTOSEARCH_*`` variables (none unless the table reads them)."""

@@ -44,7 +44,7 @@ def test_build_config_keeps_its_fields_and_defaults(tmp_path):
         "model_config": None, "device": "auto", "precision": "auto", "gpus": None, "decode": "auto",
         "batch_size": None, "workers": build_config.default_workers(), "max_pixels": 100_000_000,
         "max_file_bytes": 512 << 20, "include_hidden": False, "max_index_memory": None, "checkpoint_every": 512,
-        "follow_links": False}
+        "follow_links": False, "ray": None, "shards": None}
     assert BuildConfig(photos=tmp_path, index=tmp_path / "i").index == str(tmp_path / "i")  # paths may be Paths
 
 
@@ -57,7 +57,7 @@ def test_flags_keep_their_names():
     assert flags(build_config.add_arguments) == {
         "--index", "--model", "--pretrained", "--model-config", "--device", "--precision", "--gpus", "--decode",
         "--batch-size", "--workers", "--max-pixels", "--max-file-bytes", "--max-index-memory", "--include-hidden",
-        "--checkpoint-every", "--follow-links"}
+        "--checkpoint-every", "--follow-links", "--ray", "--shards"}
     assert flags(serve_config.add_arguments) == {
         "--index", "--host", "--port", "--token", "--model", "--pretrained", "--device", "--precision",
         "--max-upload-bytes", "--max-pixels", "--thumbnail-size", "--index-name", "--allow-image-url",
@@ -130,3 +130,17 @@ def test_markdown_escapes_pipes_and_shows_defaults():
                           Setting("flag", False, "a switch", kind=bool))
     assert table.markdown().splitlines()[2:] == ["| `--choice a\\|b` | `a` | one `a\\|b` |",
                                                  "| `--flag` | off | a switch |"]
+
+
+def test_ray_flag_takes_an_optional_address(tmp_path):
+    from indexer.cli import make_parser
+    from indexer.config import config_from_args
+
+    def ray_of(*flags):
+        return config_from_args(make_parser().parse_args(["build", str(tmp_path), *flags])).ray
+    assert (ray_of(), ray_of("--ray"), ray_of("--ray", "auto"), ray_of("--ray=10.0.0.1:6379")) == (
+        None, "local", "auto", "10.0.0.1:6379")
+    with pytest.raises(InvalidArgumentError, match="--shards is where a --ray build writes"):
+        BuildConfig(photos=str(tmp_path), shards=str(tmp_path / "s"))
+    with pytest.raises(InvalidArgumentError, match="--gpus is for one machine"):
+        BuildConfig(photos=str(tmp_path), ray="auto", gpus=2, device="cuda")

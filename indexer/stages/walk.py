@@ -18,18 +18,29 @@ class PhotoFile:
     ctime_ns: int | None = None
 
 
-def walk_photos(root, exclude=(), include_hidden=False, follow_links=False):
+@dataclass(frozen=True)
+class Folder:
+    """A sub-folder not entered (``walk_photos(..., descend=False)``), for another worker to walk."""
+
+    path: str
+    rel: str
+
+
+def walk_photos(root, exclude=(), include_hidden=False, follow_links=False, descend=True, inside=None):
     """Yield every image file under ``root``, sorted.
 
     Folders in ``exclude`` (the bundle, a thumbnail cache) are never entered.
-    A symlinked folder is followed when its target is inside ``root`` (any
-    target with ``follow_links``); a folder already seen (by device and
-    inode) is not entered again, so link cycles end. A symlink to a file is
-    never indexed: the service opens photos without following links (its
-    target is indexed under its own name when it is inside ``root``).
+    A symlinked folder is followed when its target is inside the photo folder
+    (``inside``, by default ``root``; any target with ``follow_links``); a
+    folder already seen (by device and inode) is not entered again, so link
+    cycles end. A symlink to a file is never indexed: the service opens photos
+    without following links (its target is indexed under its own name when it
+    is inside the photo folder). ``descend`` False yields each folder right
+    under ``root`` as a :class:`Folder` instead, for another worker to walk
+    (with ``inside`` the photo folder).
     """
     root = os.path.abspath(root)
-    real_root = os.path.realpath(root)
+    real_root = os.path.realpath(inside or root)
     skip = {os.path.realpath(p) for p in exclude}
     seen = set()
 
@@ -59,7 +70,7 @@ def walk_photos(root, exclude=(), include_hidden=False, follow_links=False):
                 continue  # dangling link or vanished file
             if stat.S_ISDIR(st.st_mode):
                 if not link or followed(entry):
-                    yield from visit(entry.path, rel)
+                    yield from visit(entry.path, rel) if descend else [Folder(entry.path, rel)]
             elif stat.S_ISREG(st.st_mode) and not link and is_image_path(entry.name):
                 yield PhotoFile(entry.path, rel, st.st_size, st.st_mtime_ns, st.st_dev, st.st_ino, st.st_ctime_ns)
 

@@ -20,6 +20,7 @@ import numpy as np
 from ..errors import InvalidArgumentError
 
 INDEX_FILE = "index.faiss"
+ONDISK_LISTS = "index.ivfdata"  # the inverted lists of an on-disk index (``ondisk``), next to its INDEX_FILE
 FLAT = "Flat"
 MAX_CANDIDATES = 20_000  # a refine beyond this costs more than it gains, even for k in the thousands
 LIST_COVER = 2  # scan lists holding at least this many times the candidates asked for
@@ -123,6 +124,9 @@ def load_index(path, use_gpu="auto", params=None, mmap="auto", stored=None, gpu_
     if mmap == "auto":
         mmap = os.path.getsize(path) > available_memory() // 2
     flags = faiss.IO_FLAG_MMAP | faiss.IO_FLAG_MMAP_IFC | faiss.IO_FLAG_READ_ONLY if mmap else 0
+    if os.path.exists(os.path.join(os.path.dirname(path), ONDISK_LISTS)):
+        # faiss maps the lists file itself, found next to the index; IO_FLAG_MMAP on top of it crashed searches
+        flags, mmap = faiss.IO_FLAG_ONDISK_SAME_DIR, True
     index = None
     if use_gpu is not False and gpu_count() > 0:
         index = faiss.read_index(path, flags)

@@ -34,20 +34,20 @@ def split_rows(n, train_size, queries=QUERIES, seed=0):
 def exact_neighbours(vectors, rows, k=K):
     """Rows of the exact ``k`` nearest neighbours of ``vectors[rows]``, each row itself left out."""
     _, found = faiss.knn(np.ascontiguousarray(vectors[rows]), vectors, k + 1, metric=faiss.METRIC_INNER_PRODUCT)
-    return _drop_self(found, rows, k)
+    return drop_self(found, rows, k)
 
 
 def refine(candidate_ids, queries, ids, vectors, k):
     """Ids of the ``k`` best candidates per query by exact inner product with ``vectors``.
 
-    ``ids`` (sorted) label the rows of ``vectors``; -1 candidates are ignored.
+    ``ids`` (sorted) label the rows of ``vectors``, or None when a row is its id; -1 candidates are ignored.
     This is what ``Searcher.search`` does for each query, done in bulk.
     """
     out = np.full((len(queries), k), -1, np.int64)
     for start in range(0, len(queries), 64):  # bounded memory: 64 queries' candidate vectors at a time
         cand = candidate_ids[start:start + 64]
-        rows = np.searchsorted(ids, np.maximum(cand, 0))
-        scores = np.einsum("qcd,qd->qc", vectors[rows], queries[start:start + 64])
+        rows = np.maximum(cand, 0) if ids is None else np.searchsorted(ids, np.maximum(cand, 0))
+        scores = np.einsum("qcd,qd->qc", np.asarray(vectors[rows], np.float32), queries[start:start + 64])
         scores[cand < 0] = -np.inf
         best = np.argsort(-scores, axis=1, kind="stable")[:, :k]
         out[start:start + 64] = np.take_along_axis(cand, best, 1)
@@ -61,7 +61,7 @@ def recall(found, truth):
 def measure(index, params, ids, vectors, rows, truth):
     """``(recall@K, seconds per query)`` of ``index`` searched with ``params`` and re-scored."""
     searchable = ann.SearchableIndex(index, params)
-    queries = np.ascontiguousarray(vectors[rows])
+    queries = np.ascontiguousarray(vectors[rows], dtype=np.float32)
     start = time.perf_counter()
     # as Searcher.search fetches for K results, plus the query's own row
     _, cand = ann.search(searchable, queries, ann.candidate_count(searchable, K) + 1)
@@ -69,19 +69,23 @@ def measure(index, params, ids, vectors, rows, truth):
     seconds = (time.perf_counter() - start) / len(rows)
     found_rows = np.searchsorted(ids, np.maximum(found, 0))
     found_rows[found < 0] = -1
-    return recall(_drop_self(found_rows, rows, K), truth), seconds
+    return recall(drop_self(found_rows, rows, K), truth), seconds
 
 
-def tune(index, ids, vectors, rows, target=TARGET_RECALL):
+def tune(index, ids, vectors, rows, target=TARGET_RECALL, truth=None):
     """Search parameters for ``index`` (IVF) reaching ``target`` recall@10 for the query ``rows``.
+
+    ``vectors``: an array, or a memory-mapped one (float16 too) with ``truth``,
+    the rows of each query's exact neighbours, found without loading them all.
 
     Returns a dict for the manifest: ``search`` (nprobe, k_factor), the recall
     and query time measured, and whether the target was met.
     """
     ids = np.asarray(ids, dtype=np.int64)
-    vectors = np.asarray(vectors, dtype=np.float32)
+    if truth is None:
+        vectors = np.asarray(vectors, dtype=np.float32)
+        truth = exact_neighbours(vectors, rows)
     nlist = faiss.extract_index_ivf(index).nlist
-    truth = exact_neighbours(vectors, rows)
     aim = target + MARGIN
     reached, best = [], None
     for k_factor in K_FACTORS:
@@ -114,7 +118,7 @@ def tune(index, ids, vectors, rows, target=TARGET_RECALL):
     }
 
 
-def _drop_self(found, rows, k):
+def drop_self(found, rows, k):
     """The first ``k`` entries of each row of ``found`` that are not the query's own row."""
     out = np.full((len(found), k), -1, np.int64)
     for i, (f, own) in enumerate(zip(found, rows)):

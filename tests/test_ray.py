@@ -1,0 +1,216 @@
+"""The build on a Ray cluster: a local cluster of three nodes on this machine, with the tiny model.
+
+The distributed build must give the local build's bundle (ids, paths,
+hashes, vectors, skipped files, search results); a worker node lost mid-job,
+a killed driver and a damaged shard must all end in that same bundle, and
+shards already made are not embedded again.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+import ray
+from ray.cluster_utils import Cluster
+
+from indexer import BuildConfig, build
+from indexer.cluster.shards import ShardStore
+from search.query.searcher import Searcher
+from search.store.bundle import Bundle
+from tests.photos import add_broken_files, make_photo_tree, save_image
+
+pytestmark = [pytest.mark.ray, pytest.mark.timeout(420)]
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PHOTOS = 72
+GROUP = 8  # --batch-size: files per group (and shard), about
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """A head node for the driver alone and two worker nodes of one CPU each, this process the driver."""
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False})
+    workers = [cluster.add_node(num_cpus=1) for _ in range(2)]
+    cluster.wait_for_nodes()
+    ray.init(address=cluster.address, log_to_driver=False)
+    yield cluster, workers
+    ray.shutdown()
+    cluster.shutdown()
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ray") / "photos"
+    make_photo_tree(root, PHOTOS)
+    add_broken_files(root)
+    return root
+
+
+@pytest.fixture(scope="module")
+def local(photos, tmp_path_factory, tiny_config_file, tiny_checkpoint):
+    index = tmp_path_factory.mktemp("local") / "index"
+    build(BuildConfig(photos=str(photos), index=str(index), **_model(tiny_config_file, tiny_checkpoint), workers=0,
+                      batch_size=GROUP), progress=False)
+    return Bundle.open(index, use_gpu=False)
+
+
+def _model(config_file, checkpoint):
+    return dict(model="tiny-test", model_config=str(config_file), pretrained=str(checkpoint))
+
+
+@pytest.fixture(scope="module")
+def ray_build(cluster, photos, tiny_config_file, tiny_checkpoint):
+    """``ray_build(index, **settings)``: build ``photos`` on the cluster; returns the summary."""
+    def run(index, **settings):
+        options = dict(photos=str(photos), index=str(index), **_model(tiny_config_file, tiny_checkpoint),
+                       batch_size=GROUP, ray=cluster[0].address, **settings)
+        return build(BuildConfig(**options), progress=False)
+    return run
+
+
+@pytest.fixture(scope="module")
+def first(ray_build, tmp_path_factory):
+    """A build on the cluster, its shards kept at ``--shards``: ``(index, shards, summary)``."""
+    base = tmp_path_factory.mktemp("first")
+    return base / "index", base / "shards", ray_build(base / "index", shards=str(base / "shards"))
+
+
+def assert_same_bundle(index, reference):
+    bundle = Bundle.open(index, use_gpu=False)
+    mine, theirs = bundle.metadata.all(), reference.metadata.all()
+    assert [(r.id, r.path, r.sha256, r.width, r.height) for r in mine] == \
+           [(r.id, r.path, r.sha256, r.width, r.height) for r in theirs]
+    np.testing.assert_array_equal(bundle.ids, reference.ids)
+    cosines = np.sum(np.asarray(bundle.vectors) * np.asarray(reference.vectors), axis=1)
+    assert cosines.min() >= 0.9999
+    return bundle
+
+
+def embedded_rows(store, keys=None):
+    """How many vectors the shards ``keys`` (default: all whole ones) hold."""
+    tables = [store.read(k) for k in (store.keys() if keys is None else keys)]
+    return sum(t.num_rows - t.column("vector").null_count for t in tables if t is not None)
+
+
+def test_same_bundle_and_results_as_a_local_build(first, local):
+    index, shards, summary = first
+    assert summary.embedded == summary.indexed == summary.added == PHOTOS
+    assert {s["path"]: s["reason"].split(":")[0] for s in summary.skipped} == {
+        "broken/bomb.png": "too_many_pixels", "broken/empty.jpg": "empty", "broken/text.png": "not_an_image",
+        "broken/truncated.jpg": "corrupt"}
+    assert [s["path"] for s in summary.skipped] == sorted(s["path"] for s in summary.skipped)
+    assert summary.stages["ray_embed"] > 0
+    bundle = assert_same_bundle(index, local)
+    assert embedded_rows(ShardStore(str(shards))) == PHOTOS  # --shards keeps them after the build
+    ours, theirs = Searcher(bundle, encoder=None), Searcher(local, encoder=None)
+    for image_id in (0, 17, 40):
+        assert [r.id for r in ours.search_id(image_id, k=10).results] == \
+               [r.id for r in theirs.search_id(image_id, k=10).results]
+
+
+def test_rerun_embeds_only_new_files(first, ray_build, photos):
+    index, shards, _ = first
+    save_image(photos / "late" / "new.png", 99_001)
+    try:
+        summary = ray_build(index, shards=str(shards))
+        assert (summary.embedded, summary.added, summary.unchanged) == (1, 1, PHOTOS)
+    finally:
+        (photos / "late" / "new.png").unlink()
+        (photos / "late").rmdir()
+
+
+def wait_for_shard(folder, alive, seconds=300):
+    """Wait until a shard file is in ``folder`` while ``alive()``."""
+    deadline = time.monotonic() + seconds
+    while not (os.path.isdir(folder) and any(n.endswith(".parquet") for n in os.listdir(folder))):
+        assert alive(), "the build ended before a shard was seen"
+        assert time.monotonic() < deadline, "no shard was written"
+        time.sleep(0.05)
+
+
+def test_lost_worker_node_mid_job(cluster, ray_build, local, tmp_path):
+    head, workers = cluster
+    index = tmp_path / "index"
+    done = {}
+    thread = threading.Thread(target=lambda: done.update(summary=ray_build(index)))
+    thread.start()
+    wait_for_shard(index / "checkpoint" / "shards", thread.is_alive)
+    head.remove_node(workers.pop())  # its raylet and every worker process on it die
+    thread.join(200)
+    workers.append(head.add_node(num_cpus=1))
+    assert not thread.is_alive()
+    assert done["summary"].indexed == PHOTOS
+    assert_same_bundle(index, local)
+    assert not os.path.exists(index / "checkpoint")  # shards in the checkpoint folder go with it
+
+
+def test_killed_driver_resumes_and_damaged_shard_is_redone(cluster, ray_build, photos, local, tmp_path, model_args):
+    shards, index = tmp_path / "shards", tmp_path / "index"
+    command = [sys.executable, "-m", "indexer", "build", str(photos), "--index", str(index), *model_args,
+               "--batch-size", str(GROUP), "--ray", cluster[0].address, "--shards", str(shards), "--json"]
+    driver = subprocess.Popen(command, env={**os.environ, "PYTHONPATH": ROOT}, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    wait_for_shard(shards, lambda: driver.poll() is None)
+    driver.send_signal(signal.SIGKILL)
+    driver.wait()
+    # the cluster stops the dead driver's actors soon after; until then they may finish a group more
+    deadline = time.monotonic() + 120
+    while any("EmbedGroups" in a["ActorClassName"]  # not Ray Data's own detached actor
+              for a in ray._private.state.actors(actor_state_name="ALIVE").values()):
+        assert time.monotonic() < deadline, "the killed driver's actors were not stopped"
+        time.sleep(0.2)
+    store = ShardStore(str(shards))
+    whole = [k for k in store.keys() if store.read(k) is not None]
+    made = embedded_rows(store, whole)
+    assert 0 < made < PHOTOS and not os.path.exists(index / "manifest.json")
+    damaged, kept = whole[0], whole[1:]
+    with open(store.path(damaged), "r+b") as f:  # a disk error in the middle of a page
+        f.seek(os.path.getsize(store.path(damaged)) // 3)
+        f.write(b"\xff" * 64)
+    assert store.read(damaged) is None
+    before = {k: os.stat(store.path(k)).st_mtime_ns for k in kept}
+    summary = ray_build(index, shards=str(shards))
+    # every file embedded once more, but for those in the killed run's whole shards
+    assert summary.embedded == PHOTOS - embedded_rows(store, kept) and summary.embedded > PHOTOS - made
+    assert {k: os.stat(store.path(k)).st_mtime_ns for k in kept} == before
+    assert store.read(damaged) is not None
+    assert_same_bundle(index, local)
+
+
+def test_sharded_on_disk_index(cluster, tmp_path):
+    """Parts added by Ray tasks and merged on disk search like an exact scan (recall@10 >= 0.95),
+    through the load path that maps the lists file."""
+    import faiss
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from benchmarks.datasets import ClusteredVectors
+    from indexer.cluster.sharded import build_sharded_index
+    from search.index import tuning
+    from search.index.ondisk import LISTS_FILE, OnDiskIndex, exact_search
+
+    source = ClusteredVectors(dim=16, clusters=30)
+    n, parts = 12_000, []
+    vectors = source.sample(n)
+    for i, rows in enumerate(np.array_split(np.arange(n), 3)):
+        parts.append(str(tmp_path / f"part-{i}.parquet"))
+        flat = pa.array(vectors[rows].ravel(), pa.float32())
+        pq.write_table(pa.table({"id": rows, "vector": pa.FixedSizeListArray.from_arrays(flat, 16)}), parts[-1])
+    folder = tmp_path / "index"
+    folder.mkdir()
+    params = build_sharded_index(ray, parts, str(folder))
+    assert params["count"] == n and params["target_met"]
+    assert sorted(os.listdir(folder)) == ["index.faiss", LISTS_FILE, "params.json", "vectors.f16"]
+    queries = source.sample(200, stream=1)
+    _, truth = exact_search(vectors, queries, 10)
+    index = OnDiskIndex(str(folder))
+    assert index.index.memory_mapped and index.ntotal == n
+    scores, found = index.search(queries, 10)
+    assert tuning.recall(found, truth) >= 0.95
+    assert np.all(np.diff(scores, axis=1) <= 1e-6)  # best first
+    plain = faiss.read_index(str(folder / "index.faiss"), faiss.IO_FLAG_ONDISK_SAME_DIR)
+    assert plain.ntotal == n
