@@ -56,7 +56,7 @@ def test_text_mode_keeps_the_index_valid_and_the_image_tower_unchanged(shapes_in
     assert report.photos == {"train": 38, "held_out": 10} and len(report.epochs) == 2
     assert set(report.before) == {"text_to_image", "image_to_text", "photos", "captions"}
     assert not (tmp_path / "text.safetensors.resume").exists()
-    tuned = load_encoder(TINY_MODEL, str(out), device="cpu")
+    tuned = load_encoder(TINY_MODEL, str(out), device="cpu", precision="fp32")  # as the fixture encoder
     page = Searcher(Bundle.open(str(index), use_gpu=False), tuned).search([QueryTerm(QueryKind.TEXT, "a red circle")], k=5)  # the service's path
     assert len(page.results) == 5
     images = torch.rand(4, 3, 32, 32)
@@ -71,7 +71,7 @@ def test_full_mode_makes_a_new_model_that_the_old_index_refuses(shapes_index, tm
     out = tmp_path / "full.safetensors"
     report = finetune(str(index), captions, str(out), FinetuneSettings(mode="full", **FAST), device="cpu")
     assert report.mode == "full" and report.epochs[0]["loss"] > 0
-    tuned = load_encoder(TINY_MODEL, str(out), device="cpu")
+    tuned = load_encoder(TINY_MODEL, str(out), device="cpu", precision="fp32")  # as the fixture encoder
     with pytest.raises(ModelMismatchError, match="build a new index"):
         Bundle.open(str(index), use_gpu=False).fingerprint.check_same_space(tuned.fingerprint)
     (tmp_path / "photos" / "new.png").write_bytes((tmp_path / "photos" / "kind00_000.png").read_bytes())
