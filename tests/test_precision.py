@@ -150,7 +150,7 @@ def test_bf16_loads_guarded(tiny_checkpoint, encoder):
 
 
 def test_the_fingerprint_records_precision_and_old_bundles_are_fp32():
-    fp = ModelFingerprint("tiny", "/w.pt", 4, "abc", None, "int8")
+    fp = ModelFingerprint("tiny", "/w.pt", 4, "abc", None, precision="int8")
     assert ModelFingerprint.from_dict(fp.to_dict()) == fp
     old = {k: v for k, v in fp.to_dict().items() if k != "precision"}
     assert ModelFingerprint.from_dict(old).precision == "fp32"

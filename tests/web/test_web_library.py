@@ -29,7 +29,7 @@ def library(tmp_path_factory, tiny_config_file, tiny_checkpoint):
     index = tmp_path_factory.mktemp("library-bundle") / "library"
     build(BuildConfig(photos=str(root), index=str(index), model=tiny_config_file.stem,
                       model_config=str(tiny_config_file), pretrained=str(tiny_checkpoint), workers=0))
-    return index, cameras
+    return index, cameras, root
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +44,8 @@ def records(searcher):
 
 @pytest.fixture(scope="module")
 def client(library, searcher):
-    app = create_app(ServeConfig(index=str(library[0]), device="cpu", warmup=False), searcher=searcher)
+    app = create_app(ServeConfig(index=str(library[0]), photos=str(library[2]), device="cpu", warmup=False),
+                     searcher=searcher)  # the bundle is outside its photo folder
     return app.test_client()
 
 
