@@ -242,7 +242,8 @@ class Searcher:
     def _results(self, ids, scores):
         records = self.bundle.metadata.get_many(ids)
         return [
-            Result(int(i), r.path, min(1.0, max(-1.0, float(s))), r.width, r.height, r.taken_at, r.camera, r.size)
+            Result(int(i), r.path, min(1.0, max(-1.0, float(s))), r.width, r.height, r.taken_at, r.camera, r.size,
+                   r)
             for i, s in zip(ids, scores)
             if (r := records.get(int(i))) is not None
         ]

@@ -8,7 +8,7 @@ committed, and ``search.query.searcher`` for how a bundle is searched.
 
 import os
 import sqlite3
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
@@ -16,7 +16,7 @@ from ..encoding.fingerprint import ModelFingerprint
 from ..errors import BundleError, SearchError, UnknownIdError
 from ..index import ann
 from .manifest import read_manifest
-from .metadata import MetadataReader
+from .metadata import ImageRecord, MetadataReader
 from .vectors import VectorFile, open_vectors
 
 VECTORS_FILE = "vectors.npy"
@@ -35,9 +35,11 @@ class Result:
     taken_at: str | None
     camera: str | None
     size: int
+    # the metadata row it came from, for callers that show more of it (the service's result objects)
+    record: ImageRecord | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self):
-        return asdict(self)
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "record"}
 
 
 @dataclass

@@ -29,11 +29,9 @@ def search():
         query = parse.from_json(SearchRequest)
     service = current_service()
     page, took_ms = service.search(decoded(query.terms(), service), relevance=True, **query.search_options())
-    scores = {r.id: r.score for r in page.results}
-    records = service.bundle.metadata.get_many(scores)
     return jsonify({
-        "results": Shaper().page(service.bundle, [records[i] for i in scores if i in records], scores,
-                                 collapse=query.collapse),
+        "results": Shaper().page(service.bundle, [r.record for r in page.results],
+                                 {r.id: r.score for r in page.results}, collapse=query.collapse),
         "total": page.total,
         "took_ms": took_ms,
         "model": public_model_name(service.model_name),
