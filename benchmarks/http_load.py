@@ -56,13 +56,13 @@ def production_server(bundle_dir, gunicorn_args, env=None, ready_timeout=READY_T
                 server.wait()
 
 
-def serve_and_measure(bundle_dir, texts, levels, gunicorn_args, paired=None):
+def serve_and_measure(bundle_dir, texts, levels, gunicorn_args, paired=None, env=None):
     """Start gunicorn on ``bundle_dir``, POST text queries at each concurrency level, stop it.
 
     ``paired``: ``(texts, search)``, to time each text in-process with ``search(text)``
-    and then over HTTP, one after the other (see :func:`_paired`).
+    and then over HTTP, one after the other (see :func:`_paired`). ``env``: the server's settings.
     """
-    with production_server(bundle_dir, gunicorn_args) as (url, _, ready_s):
+    with production_server(bundle_dir, gunicorn_args, env) as (url, _, ready_s):
         out = {"startup_s": ready_s}
         if paired:
             out["paired_with_in_process"] = _paired(url, *paired)

@@ -7,6 +7,7 @@ variables, which is how gunicorn runs it: ``gunicorn 'web:create_app()'``.
 import logging
 
 from flask import Flask, Request
+from threadpoolctl import ThreadpoolController
 
 from search.runtime import configure_process
 
@@ -28,6 +29,7 @@ def create_app(config=None, searcher=None):
     elif isinstance(config, dict):
         config = ServeConfig(**config)
     configure_process(config.max_pixels)
+    _one_blas_thread()
     _configure_logging()
     app = Flask(__name__)
     app.request_class = UploadClosingRequest
@@ -65,6 +67,14 @@ class UploadClosingRequest(Request):
         finally:
             for stream in self.__dict__.pop("_upload_streams", ()):
                 stream.close()
+
+
+def _one_blas_thread():
+    # Each request scores its candidates and the relevance sample with small numpy products, from its own
+    # thread. OpenBLAS runs one threaded call at a time and its helper threads wait for a free core, so
+    # 16 concurrent requests queued behind each other there (RESULTS.md, "Serving at concurrency 16").
+    # One thread per call lets the requests' products run side by side; the model's threads are torch's.
+    ThreadpoolController().limit(limits=1, user_api="blas")
 
 
 def _configure_logging():
