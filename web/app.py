@@ -29,7 +29,7 @@ def create_app(config=None, searcher=None):
     elif isinstance(config, dict):
         config = ServeConfig(**config)
     configure_process(config.max_pixels)
-    _one_blas_thread()
+    _one_thread_per_call()
     _configure_logging()
     app = Flask(__name__)
     app.request_class = UploadClosingRequest
@@ -69,12 +69,16 @@ class UploadClosingRequest(Request):
                 stream.close()
 
 
-def _one_blas_thread():
+def _one_thread_per_call():
     # Each request scores its candidates and the relevance sample with small numpy products, from its own
     # thread. OpenBLAS runs one threaded call at a time and its helper threads wait for a free core, so
-    # 16 concurrent requests queued behind each other there (RESULTS.md, "Serving at concurrency 16").
-    # One thread per call lets the requests' products run side by side; the model's threads are torch's.
+    # 16 concurrent requests queued behind each other there; faiss's OpenMP team, in the shared index
+    # search, waited the same way for the cores the encoder held (RESULTS.md, "Serving at concurrency 16").
+    # One thread per call lets the requests' work run side by side; the model's threads are torch's own.
+    import faiss
+
     ThreadpoolController().limit(limits=1, user_api="blas")
+    faiss.omp_set_num_threads(1)
 
 
 def _configure_logging():
