@@ -29,6 +29,7 @@ from search.store.metadata import ImageRecord
 from search.encoding.fingerprint import ModelFingerprint
 from search.encoding.precision import PRECISIONS
 from search.query.searcher import Searcher
+from search.runtime import configure_process
 
 from . import filtered
 from .common import WORKDIR, emit, latencies, machine, random_checkpoint, summary_ms
@@ -67,6 +68,7 @@ def main(argv=None):
                              "filters (filtered queries, the relevance cut, browsing, facets)")
     parser.add_argument("--workdir", default=WORKDIR)
     args = parser.parse_args(argv)
+    configure_process()  # as the server does: before torch loads (OpenMP threads then sleep while they wait)
     info = machine()  # the load average as the run starts: other work competing for the CPU
     from search.encoding.encoder import load_encoder
 

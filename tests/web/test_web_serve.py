@@ -91,3 +91,14 @@ def test_gunicorn_on_the_app_factory(bundle_dir, bundle):
         assert server.get("/indices-list") == ["photos-index"]
     finally:
         server.stop()
+
+
+def test_the_app_runs_blas_and_faiss_in_one_thread_per_call(make_app):
+    # Concurrent requests each run small products: with threaded calls they queued inside OpenBLAS
+    # and behind faiss's OpenMP team (benchmarks/RESULTS.md, "Serving at concurrency 16").
+    import faiss
+    from threadpoolctl import threadpool_info
+
+    make_app()
+    assert {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"} == {1}
+    assert faiss.omp_get_max_threads() == 1
