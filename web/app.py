@@ -7,11 +7,10 @@ variables, which is how gunicorn runs it: ``gunicorn 'web:create_app()'``.
 import logging
 
 from flask import Flask, Request
-from threadpoolctl import ThreadpoolController
 
 from search.runtime import configure_process
 
-from . import errors, metrics, security
+from . import errors, metrics, security, threads
 from .config import ServeConfig
 from .routes import BLUEPRINTS
 from .service import Service, load_searcher
@@ -29,7 +28,7 @@ def create_app(config=None, searcher=None):
     elif isinstance(config, dict):
         config = ServeConfig(**config)
     configure_process(config.max_pixels)
-    _one_thread_per_call()
+    threads.limit_process()
     _configure_logging()
     app = Flask(__name__)
     app.request_class = UploadClosingRequest
@@ -43,6 +42,7 @@ def create_app(config=None, searcher=None):
     service = Service(config, searcher, metrics.Metrics())
     app.extensions["photosearch"] = service
     app.before_request(service.refresh)
+    app.before_request(threads.limit_this_thread)
 
     errors.init_app(app)
     security.init_app(app, token=config.token, cors_origin=config.cors_origin)
@@ -67,18 +67,6 @@ class UploadClosingRequest(Request):
         finally:
             for stream in self.__dict__.pop("_upload_streams", ()):
                 stream.close()
-
-
-def _one_thread_per_call():
-    # Each request scores its candidates and the relevance sample with small numpy products, from its own
-    # thread. OpenBLAS runs one threaded call at a time and its helper threads wait for a free core, so
-    # 16 concurrent requests queued behind each other there; faiss's OpenMP team, in the shared index
-    # search, waited the same way for the cores the encoder held (RESULTS.md, "Serving at concurrency 16").
-    # One thread per call lets the requests' work run side by side; the model's threads are torch's own.
-    import faiss
-
-    ThreadpoolController().limit(limits=1, user_api="blas")
-    faiss.omp_set_num_threads(1)
 
 
 def _configure_logging():
