@@ -169,7 +169,7 @@ def text_encoding(encoder, count, together=16):
     return out
 
 
-def encoder_rate(encoder, kind, calls=4, together=16):
+def encoder_rate(encoder, kind, calls=8, together=16):
     """Texts per second of ``encoder`` alone, ``together`` distinct texts of ``kind`` a call (packed)."""
     sample = TEXT_KINDS[kind]((calls + 1) * together, offset=RATE_TEXTS + next(_RATE_RUNS) * 10_000)  # fresh
     encoder.encode_texts(sample[:together])  # untimed: the first call after the server ran is slower
