@@ -16,7 +16,8 @@ from threadpoolctl import ThreadpoolController
 
 
 def limit_process():
-    """numpy's BLAS (and faiss's) to one thread per call: a process-wide setting of OpenBLAS."""
+    """numpy's OpenBLAS to one thread per call, for every thread of the process (faiss's OpenBLAS takes
+    its thread count from OpenMP: :func:`limit_this_thread`)."""
     ThreadpoolController().limit(limits=1, user_api="blas")
 
 

@@ -93,7 +93,6 @@ def test_gunicorn_on_the_app_factory(bundle_dir, bundle):
         server.stop()
 
 
-
 def test_the_app_runs_blas_and_faiss_in_one_thread_per_call(make_app):
     # Concurrent requests each run small products: with threaded calls they queued inside OpenBLAS
     # and behind faiss's OpenMP team (benchmarks/RESULTS.md, "Serving at concurrency 16").
