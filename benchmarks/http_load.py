@@ -56,20 +56,45 @@ def production_server(bundle_dir, gunicorn_args, env=None, ready_timeout=READY_T
                 server.wait()
 
 
-def serve_and_measure(bundle_dir, texts, levels, gunicorn_args, paired=None):
+def serve_and_measure(bundle_dir, texts, levels, gunicorn_args, paired=None, env=None, beside=None):
     """Start gunicorn on ``bundle_dir``, POST text queries at each concurrency level, stop it.
 
     ``paired``: ``(texts, search)``, to time each text in-process with ``search(text)``
-    and then over HTTP, one after the other (see :func:`_paired`).
+    and then over HTTP, one after the other (see :func:`_paired`). ``env``: the server's settings.
+    ``beside``: ``(name, measure)``, a figure taken in this process just before and just after
+    each level, while the server idles, so that a ratio to it leaves out the machine's drift.
     """
-    with production_server(bundle_dir, gunicorn_args) as (url, _, ready_s):
+    with production_server(bundle_dir, gunicorn_args, env) as (url, server, ready_s):
         out = {"startup_s": ready_s}
         if paired:
             out["paired_with_in_process"] = _paired(url, *paired)
         per_level = len(texts) // len(levels)
         for i, level in enumerate(levels):
-            out[f"concurrency_{level}"] = _load(url, texts[i * per_level:(i + 1) * per_level], level)
+            before = beside[1]() if beside else None
+            cpu = server_cpu_seconds(server.pid)
+            out[f"concurrency_{level}"] = result = _load(url, texts[i * per_level:(i + 1) * per_level], level)
+            # CPU time over wall time: the server's own work per request, which other jobs sharing the
+            # machine move far less than they move its queries per second
+            result["server_cpu_ms_per_query"] = round(
+                (server_cpu_seconds(server.pid) - cpu) * 1000 / max(1, result.get("n", 0)), 2)
+            if beside:
+                result[f"{beside[0]}_before_and_after"] = [before, beside[1]()]
         return out
+
+
+def server_cpu_seconds(pid):
+    """CPU seconds used so far by process ``pid`` (gunicorn's arbiter) and its children (the workers); Linux."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            pids = [pid, *map(int, f.read().split())]
+        total = 0
+        for p in pids:
+            with open(f"/proc/{p}/stat") as f:
+                fields = f.read().rpartition(")")[2].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    except OSError:
+        return float("nan")
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def _paired(url, texts, search):

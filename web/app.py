@@ -10,7 +10,7 @@ from flask import Flask, Request
 
 from search.runtime import configure_process
 
-from . import errors, metrics, security
+from . import errors, metrics, security, threads
 from .config import ServeConfig
 from .routes import BLUEPRINTS
 from .service import Service, load_searcher
@@ -28,6 +28,7 @@ def create_app(config=None, searcher=None):
     elif isinstance(config, dict):
         config = ServeConfig(**config)
     configure_process(config.max_pixels)
+    threads.limit_process()
     _configure_logging()
     app = Flask(__name__)
     app.request_class = UploadClosingRequest
@@ -41,6 +42,7 @@ def create_app(config=None, searcher=None):
     service = Service(config, searcher, metrics.Metrics())
     app.extensions["photosearch"] = service
     app.before_request(service.refresh)
+    app.before_request(threads.limit_this_thread)
 
     errors.init_app(app)
     security.init_app(app, token=config.token, cors_origin=config.cors_origin)

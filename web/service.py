@@ -22,6 +22,7 @@ from search.store.manifest import MANIFEST
 
 from .coalesce import CoalescedSearch
 from .texts import TextVectors
+from .threads import in_one_thread
 
 log = logging.getLogger(__name__)
 RETRY_SECONDS = 10  # between attempts to open a bundle that failed to open
@@ -105,7 +106,8 @@ class Service:
 
     def _serving(self, bundle, encoder):
         return Searcher(bundle, encoder, encode_texts=self.texts.encode_texts,
-                        search_index=CoalescedSearch(index_search(bundle)), max_pixels=self.config.max_pixels)
+                        search_index=CoalescedSearch(in_one_thread(index_search(bundle))),
+                        max_pixels=self.config.max_pixels)
 
     def refresh(self):
         """Open the bundle afresh when the indexer has committed a new generation since.

@@ -60,6 +60,7 @@ class Searcher:
         self.encode_texts = encode_texts or (encoder.encode_texts if encoder else _needs_encoder(QueryKind.TEXT))
         self.encode_image = encode_image or (self._embed_image if encoder else _needs_encoder(QueryKind.IMAGE))
         self.search_index = search_index or index_search(bundle)
+        self._sample_vectors = None  # see _sample_of_all
 
     @classmethod
     def open(cls, index_dir, model=None, pretrained=None, device="auto", precision="auto", **kwargs):
@@ -205,10 +206,11 @@ class Searcher:
         bundle = self.bundle
         if matches.all_scores is not None:
             background = matches.all_scores[sample_positions(len(matches.all_scores))]
-        else:
-            pool = bundle.ids if matches.subset is None else matches.subset
-            sample = pool[sample_positions(len(pool))]
+        elif matches.subset is not None:
+            sample = matches.subset[sample_positions(len(matches.subset))]
             background = ranking.exact_scores(bundle.vectors, bundle.rows_of(sample), query)
+        else:
+            background = self._sample_of_all() @ query
         cut = weak_below(float(candidates[0]), background)
         floor = cut if min_score is None else max(cut, min_score)
         strong = int(np.sum(candidates >= floor))
@@ -223,6 +225,14 @@ class Searcher:
             if exclude:
                 strong -= self._excluded_matches(query, exclude, floor, matches.subset)
         return cut, strong
+
+    def _sample_of_all(self):
+        """The vectors of the relevance sample of all images, gathered once: every unfiltered query scores
+        the same rows, and copying them out of the memory-mapped vectors cost more than scoring them."""
+        if self._sample_vectors is None:  # two threads may both gather it: the same rows, no harm
+            rows = np.sort(self.bundle.rows_of(self.bundle.ids[sample_positions(len(self.bundle.ids))]))
+            self._sample_vectors = np.asarray(self.bundle.vectors[rows], dtype=np.float32)
+        return self._sample_vectors
 
     def _selected(self, query, need, subset):
         """Candidates among a large ``subset`` from the index itself, or None where it found too few.

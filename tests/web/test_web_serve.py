@@ -91,3 +91,30 @@ def test_gunicorn_on_the_app_factory(bundle_dir, bundle):
         assert server.get("/indices-list") == ["photos-index"]
     finally:
         server.stop()
+
+
+def test_the_app_runs_blas_and_faiss_in_one_thread_per_call(make_app):
+    # Concurrent requests each run small products: with threaded calls they queued inside OpenBLAS
+    # and behind faiss's OpenMP team (benchmarks/RESULTS.md, "Serving at concurrency 16").
+    import threading
+
+    import faiss
+    from threadpoolctl import threadpool_info
+
+    from web.threads import in_one_thread
+
+    app = make_app()
+    assert {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"} == {1}
+    seen = {}
+
+    def fresh_thread():  # OpenMP keeps its thread count per thread: a new one starts at the default
+        seen["before"] = faiss.omp_get_max_threads()
+        assert app.test_client().get("/healthz").status_code == 200
+        seen["request"] = faiss.omp_get_max_threads()
+        faiss.omp_set_num_threads(seen["before"])
+        seen["wrapped"] = in_one_thread(faiss.omp_get_max_threads)()
+
+    thread = threading.Thread(target=fresh_thread)
+    thread.start()
+    thread.join()
+    assert seen["request"] == seen["wrapped"] == 1
