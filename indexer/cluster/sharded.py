@@ -25,7 +25,7 @@ from search.index import ann, ondisk, tuning
 from search.store.bundle import IDS_FILE, METADATA_FILE, VECTORS_FILE
 from search.store.metadata import load_metadata
 from search.store.vectors import VectorFile
-from search.store.writer import commit_generation
+from search.store.writer import check_ids, commit_generation
 
 from ..errors import BuildError
 
@@ -194,4 +194,4 @@ def commit_ondisk(tasks, bundle_dir, manifest, ids, metadata_rows, pieces, max_i
         params["build_seconds"]["metadata"] = loaded
         return index_type, params
 
-    return commit_generation(bundle_dir, manifest, ids, write, skipped)
+    return commit_generation(bundle_dir, manifest, check_ids(np.asarray(ids, np.int64)), write, skipped)

@@ -45,8 +45,8 @@ def choose(n, dim, max_index_memory=None):
     lists = list_count(n)
     quantiser = f"IVF{lists}_HNSW32" if lists >= HNSW_MIN_LISTS else f"IVF{lists}"
     train_rows = min(TRAIN_PER_LIST * lists, n - tuning.query_count(n))
-    # k-means of 2**bits centroids per sub-quantiser needs that many rows at least, and more to be any good
-    bits = max(1, min(CODE_BITS, int(math.log2(max(2, train_rows // 4)))))
+    # k-means of 2**bits centroids per sub-quantiser wants 39 rows per centroid (faiss's warning threshold)
+    bits = max(1, min(CODE_BITS, int(math.log2(max(2, train_rows // 39)))))
     for m in pq_sizes(dim):
         if math.ceil(m * bits / 8) + ID_BYTES <= per_vector:
             return f"{quantiser},PQ{m}x{bits}"
