@@ -58,8 +58,8 @@ def synthetic_columns(ids):
 
 
 def write_parts(folder, n, parts, source):
-    """The collection as ``parts`` Parquet files (metadata columns and a float16 ``vector``), each its own
-    seeded stream; returns ``[(path, ids)]``."""
+    """The collection as ``parts`` Parquet files (metadata columns and a float16 ``vector``, unless
+    ``source`` is None), each its own seeded stream; returns ``[(path, ids)]``."""
     os.makedirs(folder, exist_ok=True)
     out, edges = [], np.linspace(0, n, parts + 1).astype(np.int64)
     for i in range(parts):
@@ -68,9 +68,11 @@ def write_parts(folder, n, parts, source):
         writer = None
         for start in range(0, len(ids), 262_144):  # bounded memory per part
             chunk = ids[start:start + 262_144]
-            vectors = source.sample(len(chunk), stream=(10 + i) * 1000 + start // 262_144).astype(np.float16)
-            table = pa.table({**synthetic_columns(chunk), "vector": pa.FixedSizeListArray.from_arrays(
-                pa.array(vectors.ravel()), source.dim)})
+            columns = synthetic_columns(chunk)
+            if source is not None:
+                vectors = source.sample(len(chunk), stream=(10 + i) * 1000 + start // 262_144).astype(np.float16)
+                columns["vector"] = pa.FixedSizeListArray.from_arrays(pa.array(vectors.ravel()), source.dim)
+            table = pa.table(columns)
             writer = writer or pq.ParquetWriter(path, table.schema)
             writer.write_table(table)
         writer.close()
@@ -87,6 +89,20 @@ def build(bundle_dir, parts, fingerprint, tasks):
     ids = np.concatenate([i for _, i in parts])
     pieces = [Piece(path, None, rows) for path, rows in parts]
     return commit_ondisk(tasks, bundle_dir, manifest, ids, parquet_rows(parts), pieces)
+
+
+def metadata_only(base, n, parts):
+    """Rows per second of the metadata bulk load alone (``search.store.metadata.load_metadata``) from parts."""
+    from indexer.cluster.sharded import parquet_rows
+    from search.store.metadata import load_metadata
+
+    written = write_parts(os.path.join(base, "parts"), n, parts, None)
+    path = os.path.join(base, "metadata.sqlite")
+    start = time.perf_counter()
+    load_metadata(path, parquet_rows(written))
+    seconds = time.perf_counter() - start
+    return {"n": n, "seconds": round(seconds, 1), "rows_per_second": round(n / seconds),
+            "bytes_per_row": round(os.path.getsize(path) / n, 1)}
 
 
 def smaps(pid="self"):
@@ -171,10 +187,19 @@ def main(argv=None):
     parser.add_argument("--cpus", type=int, default=os.cpu_count(), help="CPUs of the local Ray")
     parser.add_argument("--workdir", default=os.path.join(WORKDIR, "scale"))
     parser.add_argument("--keep", action="store_true", help="keep the bundle (parts are removed after the build)")
+    parser.add_argument("--metadata-only", action="store_true", help="measure the metadata bulk load alone")
     parser.add_argument("--serve", nargs=3, help=argparse.SUPPRESS)  # the serving process's own arguments
     args = parser.parse_args(argv)
     if args.serve:
         print("\n" + json.dumps(serve(*args.serve)))
+        return
+    if args.metadata_only:
+        base = os.path.join(args.workdir, f"metadata-{args.n}")
+        shutil.rmtree(base, ignore_errors=True)
+        try:
+            emit({"machine": machine(), "metadata_bulk_load": metadata_only(base, args.n, args.parts)})
+        finally:
+            shutil.rmtree(base, ignore_errors=True)
         return
     from search.runtime import configure_process
 

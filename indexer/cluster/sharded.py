@@ -5,9 +5,10 @@ The vectors of a generation come in :class:`Piece` s: rows of a Parquet file
 vectors file. Tasks copy them, as float16, into the new generation's vectors
 file (a row per id, as any bundle's); the driver trains the quantisers on a
 sample of that file's rows (``search.index.ondisk.train``); one task per
-range of rows adds them to a copy of the trained index, a block at a time;
-the driver merges the parts' lists into one file on disk and tunes the search
-parameters against an exact scan. No process ever holds the whole
+range of rows adds them to a copy of the trained index, a block at a time,
+and finds the exact neighbours of the tuning's held-out rows in its range
+(one pass over the vectors for both); the driver merges the parts' lists
+into one file on disk and tunes the search parameters against those. No process ever holds the whole
 collection, and the vectors are never in the driver. The nodes must see the
 generation folder (and the pieces' files) at the same paths.
 """
@@ -76,18 +77,23 @@ def _copy(pieces, vectors_path):
     out = np.load(vectors_path, mmap_mode="r+")
     written = 0
     for piece in pieces:
-        out[piece.rows] = read_vectors(piece.path, piece.take).astype(np.float16, copy=False)
-        written += len(piece.rows)
+        vectors = read_vectors(piece.path, piece.take).astype(np.float16, copy=False)
+        count = len(piece.rows)
+        if count and int(piece.rows[-1]) - int(piece.rows[0]) == count - 1 and np.all(np.diff(piece.rows) == 1):
+            out[int(piece.rows[0]):int(piece.rows[0]) + count] = vectors  # a run of rows: one copy
+        else:
+            out[piece.rows] = vectors
+        written += count
     out.flush()
     return written
 
 
-def _add(trained, vectors_path, ids_path, start, stop, part_path):
+def _add(trained, vectors_path, ids_path, start, stop, part_path, queries):
     stored, ids = VectorFile(vectors_path), np.load(ids_path, mmap_mode="r")
-    blocks = ((ids[i:min(stop, i + ondisk.BLOCK)], stored[i:min(stop, i + ondisk.BLOCK)])
+    blocks = ((i, ids[i:min(stop, i + ondisk.BLOCK)], stored[i:min(stop, i + ondisk.BLOCK)])
               for i in range(start, stop, ondisk.BLOCK))
     try:
-        return ondisk.add_part(trained, None, blocks, part_path)
+        return ondisk.add_part(trained, blocks, part_path, queries)
     finally:
         stored.close()
 
@@ -164,16 +170,20 @@ def build_ondisk_index(tasks, folder, ids, pieces, dim, vectors_path, ids_path, 
         os.makedirs(parts_dir, exist_ok=True)
         edges = np.linspace(0, n, max(tasks.cpus, math.ceil(n / PART_ROWS)) + 1).astype(np.int64)
         part_paths = [os.path.join(parts_dir, f"part-{i:06d}.index") for i in range(len(edges) - 1)]
-        added = tasks.map(_add, [(trained, vectors_path, ids_path, int(a), int(b), out)
+        # the tuning's exact neighbours of the held-out rows are found by the same tasks, block by block
+        queries = stored.rows(query_rows)
+        added = tasks.map(_add, [(trained, vectors_path, ids_path, int(a), int(b), out, queries)
                                  for a, b, out in zip(edges[:-1], edges[1:], part_paths)])
-        if sum(added) != n:
-            raise BuildError(f"the parts added {sum(added)} vectors, not {n}")
+        if sum(count for count, _ in added) != n:
+            raise BuildError(f"the parts added {sum(count for count, _ in added)} vectors, not {n}")
         step("add")
         ondisk.merge(trained, part_paths, folder)
         shutil.rmtree(parts_dir)
         step("merge")
         raw = ann.load_index(os.path.join(folder, ondisk.INDEX_FILE), use_gpu=False).index
-        params = ondisk.tune(raw, np.asarray(ids, np.int64), stored, query_rows)
+        _, nearest = ondisk.merge_top([found for _, found in added], tuning.K + 1)
+        truth = tuning.drop_self(nearest, query_rows, tuning.K)
+        params = tuning.tune(raw, np.asarray(ids, np.int64), stored, query_rows, truth=truth)
         step("tune")
     finally:
         stored.close()

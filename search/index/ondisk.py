@@ -66,18 +66,22 @@ def train(sample, index_type):
     return faiss.serialize_index(index)
 
 
-def add_part(trained, ids, vectors, path):
-    """Add ``vectors`` labelled ``ids`` to a copy of the ``trained`` index and write it to ``path``.
+def add_part(trained, blocks, path, queries=None, k=tuning.K + 1):
+    """Add ``blocks`` (``(first_row, ids, vectors)``, a block at a time: the codes alone stay in memory) to
+    a copy of the ``trained`` index and write it to ``path``; returns how many were added.
 
-    ``vectors`` may be an iterable of ``(ids, vectors)`` blocks instead (with ``ids`` None), so that a part
-    larger than memory is added a block at a time; the codes alone stay in memory.
+    With ``queries``, also ``(count, (scores, rows))``: the exact ``k`` best rows of the part for each
+    query (:func:`merge_top` merges parts), found while each block is in memory anyway.
     """
     index = faiss.deserialize_index(trained)
-    blocks = [(ids, vectors)] if ids is not None else vectors
-    for block_ids, block in blocks:
-        index.add_with_ids(np.ascontiguousarray(block, dtype=np.float32), np.asarray(block_ids, dtype=np.int64))
+    found = []
+    for first_row, ids, block in blocks:
+        block = np.ascontiguousarray(block, dtype=np.float32)
+        index.add_with_ids(block, np.asarray(ids, dtype=np.int64))
+        if queries is not None:
+            found.append(block_top(queries, block, first_row, k))
     faiss.write_index(index, path)
-    return index.ntotal
+    return index.ntotal if queries is None else (index.ntotal, merge_top(found, k))
 
 
 def merge(trained, parts, folder):
@@ -95,16 +99,22 @@ def merge(trained, parts, folder):
 def exact_search(vectors, queries, k):
     """``(scores, rows)`` of the exact ``k`` best rows of ``vectors`` (an array or a ``VectorFile``: read by
     blocks, never whole)."""
-    from faiss.contrib.exhaustive_search import knn_ground_truth  # as merge_ondisk
-
-    blocks = (np.asarray(vectors[i:i + BLOCK], np.float32) for i in range(0, len(vectors), BLOCK))
-    return knn_ground_truth(np.ascontiguousarray(queries, dtype=np.float32), blocks, k, faiss.METRIC_INNER_PRODUCT)
+    blocks = ((i, np.asarray(vectors[i:i + BLOCK], np.float32)) for i in range(0, len(vectors), BLOCK))
+    return merge_top([block_top(queries, block, first, k) for first, block in blocks], k)
 
 
-def tune(index, ids, vectors, rows, target=tuning.TARGET_RECALL):
-    """Search parameters of the merged ``index`` for recall@10 >= ``target`` on the held-out ``rows``,
-    as ``tuning.tune`` finds them, the truth found by an exact scan of ``vectors`` (read by blocks)."""
-    queries = np.asarray(vectors[rows], np.float32)
-    _, found = exact_search(vectors, queries, tuning.K + 1)
-    truth = tuning.drop_self(found, rows, tuning.K)
-    return tuning.tune(index, ids, vectors, rows, target, truth=truth)
+def block_top(queries, block, first_row, k):
+    """``(scores, rows)`` of the exact ``k`` best rows of ``block`` (rows ``first_row`` on) for each query."""
+    scores, rows = faiss.knn(np.ascontiguousarray(queries, dtype=np.float32),
+                             np.ascontiguousarray(block, dtype=np.float32), min(k, len(block)),
+                             metric=faiss.METRIC_INNER_PRODUCT)
+    return scores, np.where(rows >= 0, rows + first_row, -1)
+
+
+def merge_top(results, k):
+    """The ``k`` best of several ``(scores, rows)`` of the same queries (from :func:`block_top`), best first."""
+    heap = faiss.ResultHeap(len(results[0][0]), k, keep_max=True)
+    for scores, rows in results:
+        heap.add_result(np.ascontiguousarray(scores, np.float32), np.ascontiguousarray(rows, np.int64))
+    heap.finalize()
+    return heap.D, heap.I
