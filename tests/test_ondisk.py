@@ -59,9 +59,10 @@ def test_bundle_opens_mapped_and_searches_like_an_exact_scan(built):
     searcher = Searcher(bundle)
     found = np.array([[r.id for r in searcher.search_vector(q, k=10).results] for q in queries])
     assert tuning.recall(found, exact_top(bundle, queries)) >= 0.95
-    page = searcher.search_id(7, k=10)
+    page = searcher.search_id(7, k=10, relevance=True)  # as the service asks
     assert 7 not in [r.id for r in page.results] and page.total == N - 1
     assert [r.score for r in page.results] == sorted((r.score for r in page.results), reverse=True)
+    assert page.results[0].score >= page.weak_below and 1 <= page.strong_total <= N - 1
 
 
 def test_metadata_is_bulk_loaded_with_its_indexes(built):

@@ -145,6 +145,11 @@ class Bundle:
             return cls(path, manifest, ids, vectors, index, metadata)
 
     @property
+    def vectors_in_memory(self):
+        """Whether the vectors were read into memory (else rows are read from their file as needed)."""
+        return not isinstance(self.vectors, VectorFile)
+
+    @property
     def count(self):
         return self.manifest.count
 
