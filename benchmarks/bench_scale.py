@@ -167,7 +167,7 @@ def over_http(bundle_dir, n, count):
 
     ids = np.random.default_rng(3).integers(0, n, WARMUP + count).tolist()
     with production_server(bundle_dir, ["--workers", "1", "--threads", "4"],
-                           env={"PHOTOSEARCH_WARMUP": "false"}) as (url, server, ready):
+                           env={"PHOTOSEARCH_WARMUP": "false"}) as (url, _, ready):
         conn = http.client.HTTPConnection(url.split("//")[1], timeout=60)
         seconds = []
         for i, image_id in enumerate(ids):

@@ -22,7 +22,6 @@ import numpy as np
 from tqdm import tqdm
 
 from search.encoding.images import ImageInfo
-
 from search.index.choice import ONDISK
 
 from ..checkpoint import FOLDER

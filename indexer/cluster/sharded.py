@@ -8,8 +8,9 @@ sample of that file's rows (``search.index.ondisk.train``); one task per
 range of rows adds them to a copy of the trained index, a block at a time,
 and finds the exact neighbours of the tuning's held-out rows in its range
 (one pass over the vectors for both); the driver merges the parts' lists
-into one file on disk and tunes the search parameters against those. No process ever holds the whole
-collection, and the vectors are never in the driver. The nodes must see the
+into one file on disk and tunes the search parameters against those. No
+process ever holds the whole collection, and the vectors are never in the
+driver. The nodes must see the
 generation folder (and the pieces' files) at the same paths.
 """
 
@@ -136,8 +137,9 @@ def _runs(items, sizes, target):
 
 
 def build_ondisk_index(tasks, folder, ids, pieces, dim, vectors_path, ids_path, max_index_memory=None):
-    """Build, with ``tasks`` (:class:`Tasks`), the on-disk index of the ``ids`` (sorted; saved at ``ids_path``) whose vectors are ``pieces``
-    into the generation ``folder``, and their float16 vectors into ``vectors_path``.
+    """Build, with ``tasks`` (:class:`Tasks`), the on-disk index of the ``ids`` (sorted; saved at
+    ``ids_path``) whose vectors are ``pieces`` into the generation ``folder``, and their float16
+    vectors into ``vectors_path``.
 
     Returns ``(index_type, index_params)`` for the manifest: the tuned search
     parameters, the recall measured and each step's seconds.
@@ -192,9 +194,11 @@ def build_ondisk_index(tasks, folder, ids, pieces, dim, vectors_path, ids_path, 
 
 
 def commit_ondisk(tasks, bundle_dir, manifest, ids, metadata_rows, pieces, max_index_memory=None, skipped=None):
-    """Commit the next generation of ``bundle_dir`` with an on-disk index built by ``tasks`` (:class:`Tasks`) (``search.store.writer``'s
-    atomic commit): ``ids`` sorted, ``metadata_rows`` their ``search.store.metadata.FIELDS`` tuples in
-    the same order (bulk-loaded), ``pieces`` where their vectors are. Returns the new manifest."""
+    """Commit the next generation of ``bundle_dir`` (``search.store.writer``'s atomic commit) with an
+    on-disk index built by ``tasks`` (:class:`Tasks`): ``ids`` sorted, ``metadata_rows`` their
+    ``search.store.metadata.FIELDS`` tuples in the same order (bulk-loaded), ``pieces`` where their
+    vectors are. The index is rebuilt from all of them. Returns the new manifest."""
+
     def write(gen):
         start = time.perf_counter()
         load_metadata(os.path.join(gen, METADATA_FILE), metadata_rows)
