@@ -18,6 +18,7 @@ the bundle). Sizes: ``--n 1000000`` (default) up to ``10000000``.
 """
 
 import argparse
+import contextlib
 import hashlib
 import http.client
 import json
@@ -57,27 +58,34 @@ def synthetic_columns(ids):
     }
 
 
-def write_parts(folder, n, parts, source):
+def write_parts(folder, n, parts, source, tasks=None):
     """The collection as ``parts`` Parquet files (metadata columns and a float16 ``vector``, unless
-    ``source`` is None), each its own seeded stream; returns ``[(path, ids)]``."""
+    ``source`` is None), each its own seeded stream, written by ``tasks`` (``sharded.Tasks``; default
+    here); returns ``[(path, ids)]``."""
+    from indexer.cluster.sharded import Tasks
+
     os.makedirs(folder, exist_ok=True)
-    out, edges = [], np.linspace(0, n, parts + 1).astype(np.int64)
-    for i in range(parts):
-        ids = np.arange(edges[i], edges[i + 1])
-        path = os.path.join(folder, f"part-{i:04d}.parquet")
+    edges = np.linspace(0, n, parts + 1).astype(np.int64)
+    calls = [(os.path.join(folder, f"part-{i:04d}.parquet"), int(edges[i]), int(edges[i + 1]), source, i)
+             for i in range(parts)]
+    return (tasks or Tasks()).map(_write_part, calls)
+
+
+def _write_part(path, first, stop, source, number, chunk_rows=262_144):
+    ids = np.arange(first, stop)
+    with contextlib.ExitStack() as stack:
         writer = None
-        for start in range(0, len(ids), 262_144):  # bounded memory per part
-            chunk = ids[start:start + 262_144]
+        for start in range(0, len(ids), chunk_rows):  # bounded memory per part
+            chunk = ids[start:start + chunk_rows]
             columns = synthetic_columns(chunk)
             if source is not None:
-                vectors = source.sample(len(chunk), stream=(10 + i) * 1000 + start // 262_144).astype(np.float16)
-                columns["vector"] = pa.FixedSizeListArray.from_arrays(pa.array(vectors.ravel()), source.dim)
+                vectors = source.sample(len(chunk), stream=(10 + number) * 1000 + start // chunk_rows)
+                columns["vector"] = pa.FixedSizeListArray.from_arrays(pa.array(vectors.astype(np.float16).ravel()),
+                                                                      source.dim)
             table = pa.table(columns)
-            writer = writer or pq.ParquetWriter(path, table.schema)
+            writer = writer or stack.enter_context(pq.ParquetWriter(path, table.schema))
             writer.write_table(table)
-        writer.close()
-        out.append((path, ids))
-    return out
+    return path, ids
 
 
 def build(bundle_dir, parts, fingerprint, tasks):
@@ -224,10 +232,10 @@ def main(argv=None):
     bundle_dir = os.path.join(base, "bundle")
     try:
         source = ClusteredVectors(dim=fingerprint.dim, clusters=max(10, min(5000, args.n // 1000)))
-        start = time.perf_counter()
-        parts = write_parts(os.path.join(base, "parts"), args.n, args.parts, source)
-        generate = time.perf_counter() - start
         ray.init(address="local", num_cpus=args.cpus, include_dashboard=False, log_to_driver=False)
+        start = time.perf_counter()
+        parts = write_parts(os.path.join(base, "parts"), args.n, args.parts, source, Tasks(ray))
+        generate = time.perf_counter() - start
         start = time.perf_counter()
         manifest = build(bundle_dir, parts, fingerprint, Tasks(ray))
         build_seconds = time.perf_counter() - start
