@@ -60,6 +60,7 @@ class Searcher:
         self.encode_texts = encode_texts or (encoder.encode_texts if encoder else _needs_encoder(QueryKind.TEXT))
         self.encode_image = encode_image or (self._embed_image if encoder else _needs_encoder(QueryKind.IMAGE))
         self.search_index = search_index or index_search(bundle)
+        self._background = None  # the vectors of the relevance cut's sample of all rows, once read
 
     @classmethod
     def open(cls, index_dir, model=None, pretrained=None, device="auto", precision="auto", **kwargs):
@@ -206,9 +207,12 @@ class Searcher:
         bundle = self.bundle
         if matches.all_scores is not None:
             background = matches.all_scores[sample_positions(len(matches.all_scores))]
+        elif matches.subset is None:  # the same rows for every query: read once (a read each from a file)
+            if self._background is None:
+                self._background = np.asarray(bundle.vectors[sample_positions(bundle.count)], np.float32)
+            background = self._background @ query
         else:
-            pool = bundle.ids if matches.subset is None else matches.subset
-            sample = pool[sample_positions(len(pool))]
+            sample = matches.subset[sample_positions(len(matches.subset))]
             background = ranking.exact_scores(bundle.vectors, bundle.rows_of(sample), query)
         cut = weak_below(float(candidates[0]), background)
         floor = cut if min_score is None else max(cut, min_score)
