@@ -109,3 +109,12 @@ def test_bad_index_type_settings(tmp_path, capsys):
     with pytest.raises(SystemExit):
         indexer_main(["build", str(tmp_path / "photos"), "--index-type", "mmap"])
     assert "choose from 'auto', 'ondisk'" in capsys.readouterr().err
+
+
+def test_an_id_range_indexes_like_its_array():
+    ids, array = IdRange(500, 40), np.arange(500, 540)
+    for key in (slice(None), slice(3, 9), slice(None, None, -2), slice(-5, None), 0, -1, np.array([0, 39, 7])):
+        np.testing.assert_array_equal(ids[key], array[key])
+    np.testing.assert_array_equal(np.asarray(ids), array)
+    with pytest.raises(IndexError):
+        ids[np.array([40])]

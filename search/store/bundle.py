@@ -79,7 +79,7 @@ class IdRange:
 
     def __getitem__(self, key):
         if isinstance(key, slice):
-            return np.arange(self.first, self.first + self.count, dtype=np.int64)[key]
+            return np.arange(*key.indices(self.count), dtype=np.int64) + self.first
         rows = np.asarray(key, dtype=np.int64)
         if np.any((rows < -self.count) | (rows >= self.count)):
             raise IndexError(f"a row is out of range for {self.count} ids")
