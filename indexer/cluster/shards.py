@@ -5,7 +5,8 @@ and mtime, so the same group in a re-run (a killed driver, a lost node, the
 same command again) has the same name, and a shard that exists and reads
 back whole is not embedded again. A shard holds one row per file of its
 group: the file's metadata, content hash and vector (none when the bundle
-already knew the content), or the reason it was skipped. Ids are not stored:
+already knew the content; ``has_vector`` says which rows hold one, for a
+reader that leaves the vectors where they are), or the reason it was skipped. Ids are not stored:
 the driver gives them at commit, as a local build does.
 
 Shards go anywhere pyarrow's filesystems reach (a local or shared folder,
