@@ -120,7 +120,8 @@ def _run(config, progress, stages):
         with times.timed("write"):
             stages.write(config.index, config.photos, outcome.records, embedding.vectors, fingerprint,
                          previous=previous, previous_records=old_records,
-                         max_index_memory=config.max_index_memory, checkpoint=checkpoint,
+                         max_index_memory=config.max_index_memory, index_type=config.index_type,
+                         checkpoint=checkpoint,
                          skipped=([f for f in skipped if not f.reason.startswith("vanished")], conditions))
         for name, value in outcome.counts.items():
             setattr(summary, name, value)

@@ -6,7 +6,7 @@ The indexer takes flags only; the service also reads ``PHOTOSEARCH_*`` variables
 import os
 
 from search.errors import InvalidArgumentError
-from search.index.choice import parse_size
+from search.index.choice import INDEX_TYPES, ONDISK, parse_size
 from search.settings import DEVICE, FOLLOW_LINKS, MAX_PIXELS, MODEL, PRECISION, PRETRAINED, Setting, SettingsTable
 from search.store.locate import BUNDLE_DIR
 
@@ -51,6 +51,11 @@ SETTINGS = SettingsTable(
     Setting("max_index_memory", None, "FAISS index budget (`2G`, `512M`): exact search up to 100k vectors, beyond "
             "that IVF-PQ tuned to recall@10 ≥ 0.95", metavar="SIZE", check=parse_size,
             shown_default="128 bytes per vector"),
+    Setting("index_type", "auto", "`auto`: exact search, or IVF-PQ in memory past 100k vectors (see "
+            "`--max-index-memory`); `ondisk`: IVF-PQ whose inverted lists (memory-mapped) and float16 vectors "
+            "(read as needed) stay on disk when served, built by Ray tasks (needs `--ray`; README: \"Beyond one "
+            "machine\")",
+            choices=INDEX_TYPES),
     Setting("include_hidden", False, "also index hidden files and folders", kind=bool),
     FOLLOW_LINKS,
     Setting("checkpoint_every", 512, "save embeddings for resuming after this many images", kind=int, low=1,
@@ -75,6 +80,9 @@ class BuildConfig:
             raise InvalidArgumentError("--gpus needs CUDA; leave it out with --device cpu")
         if self.ray is not None and self.gpus is not None:
             raise InvalidArgumentError("--gpus is for one machine; with --ray every GPU of the cluster embeds")
+        if self.index_type == ONDISK and self.ray is None:
+            raise InvalidArgumentError("--index-type ondisk is built by Ray tasks: add --ray (alone for a Ray of "
+                                       "this machine), or leave it out for a bundle's own index")
         if self.shards is not None and self.ray is None:
             raise InvalidArgumentError("--shards is where a --ray build writes; add --ray or leave it out")
 

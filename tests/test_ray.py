@@ -20,14 +20,17 @@ from ray.cluster_utils import Cluster
 
 from indexer import BuildConfig, build
 from indexer.cluster.shards import ShardStore
+from search.index import tuning
 from search.query.searcher import Searcher
 from search.store.bundle import Bundle
 from tests.photos import add_broken_files, make_photo_tree, save_image
+from web import ServeConfig, create_app
 
 pytestmark = [pytest.mark.ray, pytest.mark.timeout(420)]
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PHOTOS = 72
 GROUP = 8  # --batch-size: files per group (and shard), about
+ONDISK_PHOTOS = 200
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +70,8 @@ def ray_build(cluster, photos, tiny_config_file, tiny_checkpoint):
     """``ray_build(index, **settings)``: build ``photos`` on the cluster; returns the summary."""
     def run(index, **settings):
         options = dict(photos=str(photos), index=str(index), **_model(tiny_config_file, tiny_checkpoint),
-                       batch_size=GROUP, ray=cluster[0].address, **settings)
+                       batch_size=GROUP, ray=cluster[0].address)
+        options.update(settings)
         return build(BuildConfig(**options), progress=False)
     return run
 
@@ -79,14 +83,14 @@ def first(ray_build, tmp_path_factory):
     return base / "index", base / "shards", ray_build(base / "index", shards=str(base / "shards"))
 
 
-def assert_same_bundle(index, reference):
+def assert_same_bundle(index, reference, min_cosine=0.9999):
     bundle = Bundle.open(index, use_gpu=False)
     mine, theirs = bundle.metadata.all(), reference.metadata.all()
     assert [(r.id, r.path, r.sha256, r.width, r.height) for r in mine] == \
            [(r.id, r.path, r.sha256, r.width, r.height) for r in theirs]
     np.testing.assert_array_equal(bundle.ids, reference.ids)
     cosines = np.sum(np.asarray(bundle.vectors) * np.asarray(reference.vectors), axis=1)
-    assert cosines.min() >= 0.9999
+    assert cosines.min() >= min_cosine
     return bundle
 
 
@@ -181,36 +185,48 @@ def test_killed_driver_resumes_and_damaged_shard_is_redone(cluster, ray_build, p
     assert_same_bundle(index, local)
 
 
-def test_sharded_on_disk_index(cluster, tmp_path):
-    """Parts added by Ray tasks and merged on disk search like an exact scan (recall@10 >= 0.95),
-    through the load path that maps the lists file."""
-    import faiss
-    import pyarrow as pa
-    import pyarrow.parquet as pq
+@pytest.fixture(scope="module")
+def many_photos(tmp_path_factory):
+    """Enough photos for an on-disk index to train on (``search.index.ondisk.MIN_VECTORS``)."""
+    root = tmp_path_factory.mktemp("many") / "photos"
+    make_photo_tree(root, ONDISK_PHOTOS)
+    return root
 
-    from benchmarks.datasets import ClusteredVectors
-    from indexer.cluster.sharded import build_sharded_index
-    from search.index import tuning
-    from search.index.ondisk import LISTS_FILE, OnDiskIndex, exact_search
 
-    source = ClusteredVectors(dim=16, clusters=30)
-    n, parts = 12_000, []
-    vectors = source.sample(n)
-    for i, rows in enumerate(np.array_split(np.arange(n), 3)):
-        parts.append(str(tmp_path / f"part-{i}.parquet"))
-        flat = pa.array(vectors[rows].ravel(), pa.float32())
-        pq.write_table(pa.table({"id": rows, "vector": pa.FixedSizeListArray.from_arrays(flat, 16)}), parts[-1])
-    folder = tmp_path / "index"
-    folder.mkdir()
-    params = build_sharded_index(ray, parts, str(folder))
-    assert params["count"] == n and params["target_met"]
-    assert sorted(os.listdir(folder)) == ["index.faiss", LISTS_FILE, "params.json", "vectors.f16"]
-    queries = source.sample(200, stream=1)
-    _, truth = exact_search(vectors, queries, 10)
-    index = OnDiskIndex(str(folder))
-    assert index.index.memory_mapped and index.ntotal == n
-    scores, found = index.search(queries, 10)
-    assert tuning.recall(found, truth) >= 0.95
-    assert np.all(np.diff(scores, axis=1) <= 1e-6)  # best first
-    plain = faiss.read_index(str(folder / "index.faiss"), faiss.IO_FLAG_ONDISK_SAME_DIR)
-    assert plain.ntotal == n
+def test_on_disk_index_build_serves_like_an_exact_scan(ray_build, many_photos, tmp_path, tiny_config_file,
+                                                       tiny_checkpoint, encoder):
+    index = tmp_path / "ondisk"
+    build(BuildConfig(photos=str(many_photos), index=str(tmp_path / "local"), workers=0, batch_size=GROUP,
+                      **_model(tiny_config_file, tiny_checkpoint)), progress=False)
+    local = Bundle.open(tmp_path / "local", use_gpu=False)
+    summary = ray_build(index, photos=str(many_photos), index_type="ondisk")
+    assert summary.embedded == summary.indexed == ONDISK_PHOTOS
+    bundle = assert_same_bundle(index, local, min_cosine=0.999)  # float16 vectors
+    assert bundle.vectors.stored_dtype == np.float16 and bundle.index.memory_mapped
+    assert bundle.manifest.index_type.startswith("IVF") and bundle.manifest.index_params["target_met"]
+    vectors = np.asarray(bundle.vectors)
+    searcher = Searcher(bundle)
+    found, truth = [], []
+    for image_id in range(0, ONDISK_PHOTOS, 10):  # "more like this": the image itself left out
+        found.append([r.id for r in searcher.search_id(image_id, k=10).results])
+        exact = np.argsort(-(vectors @ vectors[image_id]), kind="stable")
+        truth.append([i for i in exact if i != image_id][:10])
+    assert tuning.recall(np.array(found), np.array(truth)) >= 0.95
+    app = create_app(ServeConfig(index=str(index), photos=str(many_photos), device="cpu", warmup=False),
+                     searcher=Searcher(bundle, encoder))
+    response = app.test_client().post("/api/search", json={"id": 5, "k": 10})
+    assert response.status_code == 200
+    assert [r["id"] for r in response.get_json()["results"]] == [r.id for r in searcher.search_id(5, k=10).results]
+    # a re-run embeds the new file only; the index is rebuilt, every other image keeps its id
+    save_image(many_photos / "late" / "new.png", 99_002)
+    try:
+        summary = ray_build(index, photos=str(many_photos), index_type="ondisk")
+    finally:
+        (many_photos / "late" / "new.png").unlink()
+        (many_photos / "late").rmdir()
+    assert (summary.embedded, summary.added, summary.unchanged) == (1, 1, ONDISK_PHOTOS)
+    again = Bundle.open(index, use_gpu=False)
+    assert again.manifest.generation == 2 and again.count == ONDISK_PHOTOS + 1
+    before = {r.path: r.id for r in bundle.metadata.all()}
+    assert {r.path: r.id for r in again.metadata.all() if r.path in before} == before
+    np.testing.assert_array_equal(np.asarray(again.vectors)[:ONDISK_PHOTOS], vectors)

@@ -44,7 +44,7 @@ def test_build_config_keeps_its_fields_and_defaults(tmp_path):
         "model_config": None, "device": "auto", "precision": "auto", "gpus": None, "decode": "auto",
         "batch_size": None, "workers": build_config.default_workers(), "max_pixels": 100_000_000,
         "max_file_bytes": 512 << 20, "include_hidden": False, "max_index_memory": None, "checkpoint_every": 512,
-        "follow_links": False, "ray": None, "shards": None}
+        "follow_links": False, "ray": None, "shards": None, "index_type": "auto"}
     assert BuildConfig(photos=tmp_path, index=tmp_path / "i").index == str(tmp_path / "i")  # paths may be Paths
 
 
@@ -57,7 +57,7 @@ def test_flags_keep_their_names():
     assert flags(build_config.add_arguments) == {
         "--index", "--model", "--pretrained", "--model-config", "--device", "--precision", "--gpus", "--decode",
         "--batch-size", "--workers", "--max-pixels", "--max-file-bytes", "--max-index-memory", "--include-hidden",
-        "--checkpoint-every", "--follow-links", "--ray", "--shards"}
+        "--checkpoint-every", "--follow-links", "--ray", "--shards", "--index-type"}
     assert flags(serve_config.add_arguments) == {
         "--index", "--host", "--port", "--token", "--model", "--pretrained", "--device", "--precision",
         "--max-upload-bytes", "--max-pixels", "--thumbnail-size", "--index-name", "--allow-image-url",

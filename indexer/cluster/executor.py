@@ -5,7 +5,9 @@ its content; Ray Data maps the groups over an actor pool (``actors``), one
 actor per GPU when the cluster has GPUs, else CPU actors with fractional CPUs
 so the pool leaves room for Ray Data's own tasks. One progress bar counts
 files as groups finish. Then the driver reads every group's shard back into
-the :class:`Embedding` that the bundle's writer takes, as from a local build.
+the :class:`Embedding` that the bundle's writer takes, as from a local build;
+for an on-disk index (``--index-type ondisk``) without the vectors, which go
+from the shards to the index's tasks (``sharded``).
 A lost actor or node is Ray's to retry; a group whose shard exists is not
 embedded again, so a re-run after a killed driver resumes.
 """
@@ -20,6 +22,7 @@ import numpy as np
 from tqdm import tqdm
 
 from search.encoding.images import ImageInfo
+from search.index.choice import ONDISK
 
 from ..checkpoint import FOLDER
 from ..errors import BuildError
@@ -28,7 +31,7 @@ from ..stages.batch import Skipped
 from . import session
 from .actors import EmbedGroups
 from .listing import list_photos
-from .shards import ShardStore, group_files, group_key
+from .shards import COLUMNS, HAS_VECTOR, ShardStore, group_files, group_key
 
 SHARDS_FOLDER = "shards"  # under the bundle's checkpoint folder, unless --shards says otherwise
 ACTOR_CPUS = 0.5  # per CPU actor, which runs one torch thread per whole CPU it is given
@@ -72,7 +75,7 @@ def embed_on_ray(job, files, times):
             times.add("embed", float(batch["embed_seconds"].sum()))
             bar.update(int(batch["files"].sum()))
     with times.timed("read_shards"):
-        _collect(store, keys, groups, out)
+        _collect(store, keys, groups, out, vectors=job.config.index_type != ONDISK)
     return out
 
 
@@ -87,10 +90,15 @@ def _pool(ray, job, groups):
     return ray.data.ActorPoolStrategy(size=actors), {"num_cpus": ACTOR_CPUS}
 
 
-def _collect(store, keys, groups, out):
-    """Read each group's shard into ``out``: the files read (with their metadata), vectors, skipped."""
+def _collect(store, keys, groups, out, vectors=True):
+    """Read each group's shard into ``out``: the files read (with their metadata), vectors, skipped.
+
+    ``vectors`` False (an on-disk index, built from the shards themselves):
+    ``out.vectors`` holds where each vector is, ``(shard URI, row)``, not the vector.
+    """
+    columns = None if vectors else [c for c in COLUMNS if c != "vector"] + [HAS_VECTOR]
     for key, group in zip(keys, groups):
-        table = store.read(key, rows=len(group))
+        table = store.read(key, rows=len(group), columns=columns)
         if table is None:
             raise BuildError(f"the shard {store.path(key)} is missing or damaged after the job; "
                              "run the same command again to make it anew")
@@ -100,14 +108,14 @@ def _collect(store, keys, groups, out):
         else:
             out.fingerprint.check_same_space(fingerprint, where=f"the shards at {store.url}")
         by_path = {p.rel: p for p in group}
-        columns = table.to_pydict()
-        vectors = table.column("vector")
-        for i, rel in enumerate(columns["path"]):
-            sha, reason = columns["sha256"][i], columns["reason"][i]
+        rows = table.to_pydict()
+        uri = store.uri(key)
+        for i, rel in enumerate(rows["path"]):
+            sha, reason = rows["sha256"][i], rows["reason"][i]
             if reason is not None:
                 out.skipped.append(Skipped(rel, reason, sha))
                 continue
-            info = ImageInfo(columns["width"][i], columns["height"][i], columns["taken_at"][i], columns["camera"][i])
+            info = ImageInfo(rows["width"][i], rows["height"][i], rows["taken_at"][i], rows["camera"][i])
             out.read.append((by_path[rel], sha, info))
-            if vectors[i].is_valid:
-                out.vectors[sha] = np.asarray(vectors[i].values, np.float32)
+            if rows[HAS_VECTOR][i]:
+                out.vectors[sha] = np.asarray(rows["vector"][i], np.float32) if vectors else (uri, i)

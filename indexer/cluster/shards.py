@@ -5,7 +5,8 @@ and mtime, so the same group in a re-run (a killed driver, a lost node, the
 same command again) has the same name, and a shard that exists and reads
 back whole is not embedded again. A shard holds one row per file of its
 group: the file's metadata, content hash and vector (none when the bundle
-already knew the content), or the reason it was skipped. Ids are not stored:
+already knew the content; ``has_vector`` says which rows hold one, for a
+reader that leaves the vectors where they are), or the reason it was skipped. Ids are not stored:
 the driver gives them at commit, as a local build does.
 
 Shards go anywhere pyarrow's filesystems reach (a local or shared folder,
@@ -29,6 +30,7 @@ KEY = b"photosearch.key"
 ROWS = b"photosearch.rows"
 MODEL = b"photosearch.model"
 COLUMNS = ("path", "size", "mtime_ns", "sha256", "width", "height", "taken_at", "camera", "reason", "vector")
+HAS_VECTOR = "has_vector"  # whether the row's vector is there, readable without reading the vectors
 
 
 def group_key(model, photos):
@@ -66,16 +68,22 @@ class ShardStore:
     def path(self, key):
         return f"{self.root.rstrip('/')}/shard-{key}.parquet"
 
-    def read(self, key, rows=None):
-        """The shard ``key`` as a pyarrow Table, or None when it is missing or damaged (or, with ``rows``,
-        does not hold that many rows)."""
+    def uri(self, key):
+        """Where pyarrow reads the shard ``key`` from, in any process (a path, or a URL)."""
+        scheme = self.url.split("://")[0] + "://" if "://" in self.url else ""
+        return scheme + self.path(key)
+
+    def read(self, key, rows=None, columns=None):
+        """The shard ``key`` as a pyarrow Table (of ``columns``, default all), or None when it is missing or
+        damaged (or, with ``rows``, does not hold that many rows)."""
         try:
             with self.fs.open_input_file(self.path(key)) as f:
-                table = pq.read_table(f, page_checksum_verification=True)
+                table = pq.read_table(f, columns=columns, page_checksum_verification=True)
         except (OSError, pa.ArrowException):  # missing, truncated, a page whose checksum fails
             return None
         meta = table.schema.metadata or {}
-        if meta.get(KEY) != key.encode() or int(meta.get(ROWS, -1)) != table.num_rows or MODEL not in meta:
+        if meta.get(KEY) != key.encode() or int(meta.get(ROWS, -1)) != table.num_rows or MODEL not in meta or \
+                HAS_VECTOR not in table.schema.names:
             return None
         if rows is not None and table.num_rows != rows:
             return None
@@ -92,7 +100,8 @@ class ShardStore:
         dim = fingerprint.dim
         vectors = [None if r["vector"] is None else np.asarray(r["vector"], np.float32).tolist() for r in rows]
         columns = {c: [r[c] for r in rows] for c in COLUMNS if c != "vector"}
-        table = pa.table({**columns, "vector": pa.array(vectors, pa.list_(pa.float32(), dim))})
+        table = pa.table({**columns, HAS_VECTOR: [v is not None for v in vectors],
+                          "vector": pa.array(vectors, pa.list_(pa.float32(), dim))})
         table = table.replace_schema_metadata({KEY: key.encode(), ROWS: str(len(rows)).encode(),
                                                MODEL: json.dumps(fingerprint.to_dict()).encode()})
         final = self.path(key)

@@ -24,6 +24,10 @@ TRAIN_PER_LIST = 64  # training rows per inverted list: k-means quality levels o
 MIN_ANN_VECTORS = 1_000  # below this a quantiser cannot be trained well; flat is instant anyway
 ID_BYTES = 8  # inverted lists store an int64 id per vector
 BLOCK = 32  # fast-scan packs codes by blocks of 32 vectors per list
+AUTO, ONDISK = "auto", "ondisk"
+# What a build may ask for: "auto" (flat or IVF-PQ in memory, by size and budget, below) or "ondisk" (an
+# IVF-PQ whose lists stay on disk, built by Ray tasks: ``search.index.ondisk``, ``indexer.cluster.sharded``)
+INDEX_TYPES = (AUTO, ONDISK)
 _UNITS = {"": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
 
 

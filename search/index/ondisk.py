@@ -1,24 +1,26 @@
 """An IVF-PQ index whose inverted lists live in one file on disk, built in parts and merged.
 
 For collections larger than one process's memory (``indexer.cluster.sharded``
-builds one from Parquet shards with Ray tasks): the coarse quantiser and the
-PQ codebooks are trained on a sample (:func:`train`), each part of the
+builds one into a bundle generation with Ray tasks): the coarse quantiser and
+the PQ codebooks are trained on a sample (:func:`train`), each part of the
 collection is added to a copy of the trained index (:func:`add_part`), and
 the parts' inverted lists are merged into one ``OnDiskInvertedLists`` file
-(:func:`merge`, faiss's ``contrib.ondisk``). Reading the index back maps
-that file: a search touches the lists it scans, so resident memory follows
-the lists scanned, not the collection.
+(:func:`merge`, faiss's ``contrib.ondisk``). ``ann.load_index`` maps that
+file: a search touches the lists it scans, so resident memory follows the
+lists scanned, not the collection.
 
-The codes are 8-bit PQ (``IVF{lists},PQ{m}``), not the 4-bit fast-scan
+The codes are 8-bit PQ (``IVF{lists},PQ{m}``; fewer bits for a collection too
+small to train 256 centroids per sub-quantiser), not the 4-bit fast-scan
 codes of an in-memory bundle: faiss 1.15 merges only plain inverted lists
 onto disk (fast-scan packs codes in blocks of 32, which
-``OnDiskInvertedLists`` refuses). Candidates are re-scored exactly against
-float16 copies of the vectors, a file memory-mapped like the lists
-(``VECTORS_FILE``, row = id); without it (``store_vectors=False``) the
-codes' own scores rank, at the recall cost in ``benchmarks/RESULTS.md``.
+``OnDiskInvertedLists`` refuses). From :data:`HNSW_MIN_LISTS` lists on, the
+coarse quantiser is an HNSW graph over the centroids: assigning each vector
+to its list then costs a graph walk, not a scan of every centroid. Candidates
+are re-scored exactly against the bundle's own vectors, stored as float16
+(``search.store.vectors``).
 """
 
-import json
+import math
 import os
 
 import faiss
@@ -30,24 +32,30 @@ from .choice import ID_BYTES, TRAIN_PER_LIST, list_count, parse_size, pq_sizes
 
 INDEX_FILE = ann.INDEX_FILE
 LISTS_FILE = ann.ONDISK_LISTS  # next to INDEX_FILE, found there by ann.load_index
-PARAMS_FILE = "params.json"  # the search parameters tuned at build time, the recall measured
-VECTORS_FILE = "vectors.f16"  # [n, dim] float16, row = id
 DEFAULT_BYTES_PER_VECTOR = 128  # as choice.py's budget for an in-memory index: codes and ids on disk
 BLOCK = 65_536  # vectors per block of an exact scan
+HNSW_MIN_LISTS = 4096  # from here on the coarse quantiser is a graph (benchmarks/RESULTS.md, "Scale")
+CODE_BITS = 8
+MIN_VECTORS = 160  # a few lists of faiss's minimum size to train on, and 16 held-out queries to tune with
 
 
 def choose(n, dim, max_index_memory=None):
-    """The factory key ``IVF{lists},PQ{m}``: as many code bytes ``m`` as the budget per vector allows."""
+    """The factory key ``IVF{lists}[_HNSW32],PQ{m}x{bits}``: as many code bytes ``m`` as the budget allows."""
     per_vector = parse_size(max_index_memory) / n if max_index_memory is not None else DEFAULT_BYTES_PER_VECTOR
+    lists = list_count(n)
+    quantiser = f"IVF{lists}_HNSW32" if lists >= HNSW_MIN_LISTS else f"IVF{lists}"
+    train_rows = min(TRAIN_PER_LIST * lists, n - tuning.query_count(n))
+    # k-means of 2**bits centroids per sub-quantiser wants 39 rows per centroid (faiss's warning threshold)
+    bits = max(1, min(CODE_BITS, int(math.log2(max(2, train_rows // 39)))))
     for m in pq_sizes(dim):
-        if m + ID_BYTES <= per_vector:
-            return f"IVF{list_count(n)},PQ{m}"
+        if math.ceil(m * bits / 8) + ID_BYTES <= per_vector:
+            return f"{quantiser},PQ{m}x{bits}"
     raise InvalidArgumentError(f"a budget of {per_vector:.1f} bytes per vector is too small for an on-disk index "
                                f"of dimension {dim}; it needs at least {min(pq_sizes(dim)) + ID_BYTES}")
 
 
 def train_size(index_type):
-    return TRAIN_PER_LIST * int(index_type.split(",")[0][3:])
+    return TRAIN_PER_LIST * int(index_type.split(",")[0][3:].split("_")[0])
 
 
 def train(sample, index_type):
@@ -58,12 +66,22 @@ def train(sample, index_type):
     return faiss.serialize_index(index)
 
 
-def add_part(trained, ids, vectors, path):
-    """Add ``vectors`` labelled ``ids`` to a copy of the ``trained`` index and write it to ``path``."""
+def add_part(trained, blocks, path, queries=None, k=tuning.K + 1):
+    """Add ``blocks`` (``(first_row, ids, vectors)``, a block at a time: the codes alone stay in memory) to
+    a copy of the ``trained`` index and write it to ``path``; returns how many were added.
+
+    With ``queries``, also ``(count, (scores, rows))``: the exact ``k`` best rows of the part for each
+    query (:func:`merge_top` merges parts), found while each block is in memory anyway.
+    """
     index = faiss.deserialize_index(trained)
-    index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), np.asarray(ids, dtype=np.int64))
+    found = []
+    for first_row, ids, block in blocks:
+        block = np.ascontiguousarray(block, dtype=np.float32)
+        index.add_with_ids(block, np.asarray(ids, dtype=np.int64))
+        if queries is not None:
+            found.append(block_top(queries, block, first_row, k))
     faiss.write_index(index, path)
-    return index.ntotal
+    return index.ntotal if queries is None else (index.ntotal, merge_top(found, k))
 
 
 def merge(trained, parts, folder):
@@ -78,68 +96,25 @@ def merge(trained, parts, folder):
     return index.ntotal
 
 
-def create_vectors(folder, n, dim):
-    """The float16 vectors file of ``n`` rows, created empty, for parts to fill (:func:`open_vectors`)."""
-    np.lib.format.open_memmap(os.path.join(folder, VECTORS_FILE), "w+", np.float16, (n, dim)).flush()
-
-
-def open_vectors(folder, mode="r"):
-    """The float16 vectors of ``folder``, memory-mapped (``r+`` for a part to write its rows)."""
-    return np.load(os.path.join(folder, VECTORS_FILE), mmap_mode=mode)
-
-
-def has_vectors(folder):
-    return os.path.exists(os.path.join(folder, VECTORS_FILE))
-
-
 def exact_search(vectors, queries, k):
-    """``(scores, ids)`` of the exact ``k`` best rows of ``vectors`` (memory-mapped: read by blocks)."""
-    from faiss.contrib.exhaustive_search import knn_ground_truth  # as merge_ondisk
-
-    blocks = (np.asarray(vectors[i:i + BLOCK], np.float32) for i in range(0, len(vectors), BLOCK))
-    return knn_ground_truth(np.ascontiguousarray(queries, dtype=np.float32), blocks, k, faiss.METRIC_INNER_PRODUCT)
-
-
-def tune(index, vectors, rows, target=tuning.TARGET_RECALL):
-    """Search parameters of the merged ``index`` for recall@10 >= ``target`` on the held-out ``rows``,
-    as ``tuning.tune`` finds them, the truth found by an exact scan of the mapped ``vectors``."""
-    queries = np.asarray(vectors[rows], np.float32)
-    _, found = exact_search(vectors, queries, tuning.K + 1)
-    truth = tuning.drop_self(found, rows, tuning.K)
-    return tuning.tune(index, np.arange(len(vectors), dtype=np.int64), vectors, rows, target, truth=truth)
+    """``(scores, rows)`` of the exact ``k`` best rows of ``vectors`` (an array or a ``VectorFile``: read by
+    blocks, never whole)."""
+    blocks = ((i, np.asarray(vectors[i:i + BLOCK], np.float32)) for i in range(0, len(vectors), BLOCK))
+    return merge_top([block_top(queries, block, first, k) for first, block in blocks], k)
 
 
-def write_params(folder, params):
-    with open(os.path.join(folder, PARAMS_FILE), "w") as f:
-        json.dump(params, f, indent=1)
+def block_top(queries, block, first_row, k):
+    """``(scores, rows)`` of the exact ``k`` best rows of ``block`` (rows ``first_row`` on) for each query."""
+    scores, rows = faiss.knn(np.ascontiguousarray(queries, dtype=np.float32),
+                             np.ascontiguousarray(block, dtype=np.float32), min(k, len(block)),
+                             metric=faiss.METRIC_INNER_PRODUCT)
+    return scores, np.where(rows >= 0, rows + first_row, -1)
 
 
-class OnDiskIndex:
-    """An on-disk index folder opened for search: lists and vectors mapped, search parameters as tuned.
-
-    ``rescore``: re-score candidates against the float16 vectors (when stored);
-    False ranks by the codes alone.
-    """
-
-    def __init__(self, folder, rescore=True):
-        with open(os.path.join(folder, PARAMS_FILE)) as f:
-            self.info = json.load(f)
-        self.vectors = open_vectors(folder) if rescore and has_vectors(folder) else None
-        params = self.info.get("search") if self.vectors is not None else {"nprobe": self.info["search"]["nprobe"]}
-        self.index = ann.load_index(os.path.join(folder, INDEX_FILE), use_gpu=False, params=params)
-
-    @property
-    def ntotal(self):
-        return self.index.ntotal
-
-    def search(self, queries, k):
-        """``(scores, ids)`` of the ``k`` best per query, best first (-1: no result)."""
-        queries = np.ascontiguousarray(queries, dtype=np.float32).reshape(-1, self.index.index.d)
-        scores, found = ann.search(self.index, queries, ann.candidate_count(self.index, k))
-        if self.vectors is None:
-            return scores[:, :k], found[:, :k]
-        ids = tuning.refine(found, queries, None, self.vectors, k)
-        rows = np.maximum(ids, 0)
-        exact = np.einsum("qkd,qd->qk", np.asarray(self.vectors[rows], np.float32), queries)
-        exact[ids < 0] = -np.inf
-        return exact, ids
+def merge_top(results, k):
+    """The ``k`` best of several ``(scores, rows)`` of the same queries (from :func:`block_top`), best first."""
+    heap = faiss.ResultHeap(len(results[0][0]), k, keep_max=True)
+    for scores, rows in results:
+        heap.add_result(np.ascontiguousarray(scores, np.float32), np.ascontiguousarray(rows, np.int64))
+    heap.finalize()
+    return heap.D, heap.I

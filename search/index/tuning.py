@@ -23,11 +23,16 @@ MARGIN = 0.005  # tuned a little above the target: the held-out sample itself ha
 SATURATED = 0.002  # recall gained by doubling nprobe below which a factor has peaked
 
 
+def query_count(n, queries=QUERIES):
+    """Held-out queries for ``n`` rows: :data:`QUERIES`, or a tenth of a small collection."""
+    return min(queries, max(1, n // 10))
+
+
 def split_rows(n, train_size, queries=QUERIES, seed=0):
     """``(train_rows, query_rows)``, disjoint: queries the quantisers never trained on
     measure the recall that new queries get (rows seen in training score higher)."""
     order = np.random.default_rng(seed).permutation(n)
-    count = min(queries, max(1, n // 10))
+    count = query_count(n, queries)
     return np.sort(order[count:count + train_size]), np.sort(order[:count])
 
 
@@ -47,7 +52,8 @@ def refine(candidate_ids, queries, ids, vectors, k):
     for start in range(0, len(queries), 64):  # bounded memory: 64 queries' candidate vectors at a time
         cand = candidate_ids[start:start + 64]
         rows = np.maximum(cand, 0) if ids is None else np.searchsorted(ids, np.maximum(cand, 0))
-        scores = np.einsum("qcd,qd->qc", np.asarray(vectors[rows], np.float32), queries[start:start + 64])
+        gathered = np.asarray(vectors[rows.ravel()], np.float32).reshape(*rows.shape, -1)  # a VectorFile too
+        scores = np.einsum("qcd,qd->qc", gathered, queries[start:start + 64])
         scores[cand < 0] = -np.inf
         best = np.argsort(-scores, axis=1, kind="stable")[:, :k]
         out[start:start + 64] = np.take_along_axis(cand, best, 1)

@@ -195,7 +195,8 @@ class Searcher:
         The background is the scores of an evenly spaced sample of the matches
         (``search.query.relevance.SAMPLE``; all when fewer). Strong matches
         are counted among the candidates when the cut falls inside them, else
-        over every match (the rare query that many photos match strongly).
+        over every match (the rare query that many photos match strongly), or,
+        for vectors read from their file, estimated from the sample.
         """
         keep = ~np.isin(matches.ids, np.asarray(exclude, dtype=np.int64))
         if min_score is not None:
@@ -217,6 +218,9 @@ class Searcher:
         if strong == len(candidates) and strong < matches.total:  # the cut lies past the candidates
             if matches.all_scores is not None:
                 strong = int(np.sum(matches.all_scores >= floor))
+            elif matches.subset is None and not bundle.vectors_in_memory:
+                # counting would read every vector from disk (seconds per query at millions): the sample's share
+                strong = max(strong, round(matches.total * float(np.mean(background >= floor))))
             elif matches.subset is None:
                 strong = ranking.count_at_least(bundle.vectors, query, floor)
             else:

@@ -51,6 +51,45 @@ class SearchPage:
     strong_total: int | None = None  # with the relevance cut: matches scoring weak_below or more, on all pages
 
 
+def load_ids(path, mapped=False):
+    """The ids of a generation: an array, or (``mapped``, for an on-disk index) an :class:`IdRange` when they
+    run first..first+n-1, else the file memory-mapped, so that opening a bundle holds no memory per image."""
+    if not mapped:
+        return np.load(path)
+    ids = np.load(path, mmap_mode="r")
+    if len(ids) and int(ids[-1]) - int(ids[0]) == len(ids) - 1:  # sorted and unique: dense
+        return IdRange(int(ids[0]), len(ids))
+    return ids
+
+
+class IdRange:
+    """The ids first..first+n-1 as a read-only array-like: ``len``, ``ids[i]``, ``ids[rows]``, ``np.asarray``."""
+
+    dtype = np.dtype(np.int64)
+
+    def __init__(self, first, count):
+        self.first, self.count = first, count
+
+    def __len__(self):
+        return self.count
+
+    @property
+    def shape(self):
+        return (self.count,)
+
+    def __getitem__(self, key):
+        if isinstance(key, slice):
+            return np.arange(*key.indices(self.count), dtype=np.int64) + self.first
+        rows = np.asarray(key, dtype=np.int64)
+        if np.any((rows < -self.count) | (rows >= self.count)):
+            raise IndexError(f"a row is out of range for {self.count} ids")
+        rows = np.where(rows < 0, rows + self.count, rows) + self.first
+        return int(rows) if rows.ndim == 0 else rows
+
+    def __array__(self, dtype=None, copy=None):
+        return np.arange(self.first, self.first + self.count, dtype=dtype or np.int64)
+
+
 class Bundle:
     """One generation of an index bundle, opened read-only."""
 
@@ -82,8 +121,11 @@ class Bundle:
             manifest = read_manifest(path)
             gen = os.path.join(path, manifest.generation_dir)
             try:
-                ids = np.load(os.path.join(gen, IDS_FILE))
-                vectors = open_vectors(os.path.join(gen, VECTORS_FILE), vectors_mode)
+                ondisk = os.path.exists(os.path.join(gen, ann.ONDISK_LISTS))
+                ids = load_ids(os.path.join(gen, IDS_FILE), mapped=ondisk)
+                # an on-disk index is for collections past memory: its vectors are read as rows are needed
+                vectors = open_vectors(os.path.join(gen, VECTORS_FILE),
+                                       "file" if ondisk and vectors_mode == "auto" else vectors_mode)
                 if len(ids) != manifest.count or vectors.shape != (manifest.count, manifest.dim):
                     raise BundleError(f"bundle {path} is inconsistent: manifest and vectors disagree; rebuild it")
                 index = ann.load_index(os.path.join(gen, ann.INDEX_FILE), use_gpu=use_gpu,
@@ -101,6 +143,11 @@ class Bundle:
             except (OSError, ValueError, RuntimeError, sqlite3.Error) as e:
                 raise BundleError(f"bundle {path} is damaged: {e}; rebuild it with python -m indexer build") from e
             return cls(path, manifest, ids, vectors, index, metadata)
+
+    @property
+    def vectors_in_memory(self):
+        """Whether the vectors were read into memory (else rows are read from their file as needed)."""
+        return not isinstance(self.vectors, VectorFile)
 
     @property
     def count(self):

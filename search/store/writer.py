@@ -74,30 +74,42 @@ def commit(bundle_dir, manifest, records, vectors, index_type="auto", max_index_
     """
     ids = np.fromiter((r.id for r in records), dtype=np.int64, count=len(records))
     vectors = np.ascontiguousarray(vectors, dtype=np.float32).reshape(len(records), manifest.dim)
-    if len(ids) > 1 and np.any(np.diff(ids) <= 0):
-        raise ValueError("records must be sorted by id, without repeats")
-    index, index_type, index_params = build_chosen(ids, vectors, index_type, max_index_memory)
-    new = replace(
-        manifest,
-        generation=manifest.generation + 1,
-        count=len(records),
-        next_id=max(manifest.next_id, int(ids[-1]) + 1 if len(ids) else 0),
-        index_type=index_type,
-        index_params=index_params,
-        updated_at=utcnow(),
-    )
-    with atomic_dir(os.path.join(bundle_dir, new.generation_dir)) as gen:
-        _save_npy(os.path.join(gen, IDS_FILE), ids)
+    index, index_type, index_params = build_chosen(check_ids(ids), vectors, index_type, max_index_memory)
+
+    def write(gen):
         _save_npy(os.path.join(gen, VECTORS_FILE), vectors)
         write_metadata(os.path.join(gen, METADATA_FILE), records)
+        ann.save_index(index, os.path.join(gen, ann.INDEX_FILE))
+        return index_type, index_params
+
+    return commit_generation(bundle_dir, manifest, ids, write, skipped)
+
+
+def commit_generation(bundle_dir, manifest, ids, write, skipped=None):
+    """Commit the next generation of ``ids`` (sorted), whose other files ``write(folder)`` puts in the
+    temporary generation folder, returning ``(index_type, index_params)``: the vectors file
+    (``VECTORS_FILE``, a row per id), the metadata database and the index (``ann.INDEX_FILE``, and
+    ``ann.ONDISK_LISTS`` for an on-disk index). Returns the new manifest."""
+    new = replace(manifest, generation=manifest.generation + 1, count=len(ids),
+                  next_id=max(manifest.next_id, int(ids[-1]) + 1 if len(ids) else 0), updated_at=utcnow())
+    with atomic_dir(os.path.join(bundle_dir, new.generation_dir)) as gen:
+        _save_npy(os.path.join(gen, IDS_FILE), ids)
+        new.index_type, new.index_params = write(gen)
         if skipped is not None:
             write_skipped(gen, *skipped)
-        index_path = os.path.join(gen, ann.INDEX_FILE)
-        ann.save_index(index, index_path)
-        new.index_params["bytes_per_vector"] = round(os.path.getsize(index_path) / max(1, len(ids)), 1)
+        index_bytes = sum(os.path.getsize(os.path.join(gen, name)) for name in (ann.INDEX_FILE, ann.ONDISK_LISTS)
+                          if os.path.exists(os.path.join(gen, name)))
+        new.index_params["bytes_per_vector"] = round(index_bytes / max(1, len(ids)), 1)
     write_manifest(bundle_dir, new)
     remove_stale_generations(bundle_dir, new.generation)
     return new
+
+
+def check_ids(ids):
+    """``ids`` (int64), which must be sorted and unique: a row of the bundle is found by its id."""
+    if len(ids) > 1 and np.any(np.diff(ids) <= 0):
+        raise ValueError("records must be sorted by id, without repeats")
+    return ids
 
 
 def remove_stale_generations(bundle_dir, live_generation):
