@@ -72,7 +72,7 @@ class EmbedGroups:
     def _embed(self, photos, counts, seconds):
         """The shard rows of ``photos``: each file's metadata and vector, or why it was skipped."""
         start = time.perf_counter()
-        decoded = read_and_decode(self.decoder, photos)
+        decoded = read_and_decode(self.decoder, photos, self.job.config.max_file_bytes)
         seconds[0] = time.perf_counter() - start
         fresh, pending = [], set()
         for d in decoded.items:  # known content takes the bundle's vector at commit

@@ -59,6 +59,7 @@ def embed_on_ray(job, files, times):
     groups = group_files(files, job.config.batch_size or (GROUP if gpus else CPU_GROUP))
     keys = [group_key(job.model, g) for g in groups]
     # the largest groups first: the job ends on small ones, so no actor is left working alone on a large one
+    # (Ray Data queues a second group on each busy actor, which then is a small one)
     rows = [{"key": keys[i], "files": json.dumps([asdict(p) for p in groups[i]])}
             for i in sorted(range(len(groups)), key=lambda i: -len(groups[i]))]
     context = ray.data.DataContext.get_current()
@@ -94,9 +95,7 @@ def _pool(ray, gpus, groups):
     if gpus:
         return ray.data.ActorPoolStrategy(size=min(gpus, groups)), {"num_gpus": 1, "num_cpus": 1}
     actors = max(1, min(groups, math.floor(ray.cluster_resources().get("CPU", 1) / CPUS_PER_ACTOR)))
-    # one group at a time per actor (Ray Data queues two): a group queued behind a busy actor would wait
-    # there while another actor runs out of work
-    return ray.data.ActorPoolStrategy(size=actors, max_tasks_in_flight_per_actor=1), {"num_cpus": ACTOR_CPUS}
+    return ray.data.ActorPoolStrategy(size=actors), {"num_cpus": ACTOR_CPUS}
 
 
 def _collect(store, keys, groups, out):
