@@ -7,10 +7,12 @@ the driver alone, two nodes of one CPU each), the order alternating between
 rounds. Reported: images/s of each build and their ratio (median and range
 over rounds), Ray's fixed costs (starting the cluster, connecting, listing,
 Ray Data's start, the actors' start-up and model load, the tail of the
-pool, reading the shards back), the driver's CPU seconds, and, from the two
-smallest counts, each build's marginal (steady-state) rate and fixed
-seconds by the slope, their ratio, and the photo count at which the overall
-ratio reaches the issue's 0.8. The bundles of the two builds must agree.
+pool, reading the shards back), the driver's CPU seconds, each build's
+images/s after its start-up (listing and model load; on Ray also Ray Data's
+start) and their ratio, and, from the two smallest counts, each build's
+marginal (steady-state) rate and fixed seconds by the slope, their ratio,
+and the photo count at which the overall ratio reaches the issue's 0.8.
+The bundles of the two builds must agree.
 """
 
 import argparse
@@ -58,6 +60,14 @@ def run_build(name, photos, index, common, nodes):
     return summary, extra
 
 
+def start_up(stages, actors):
+    """Seconds of a build before its embedding runs at full rate: listing and loading the model; on Ray,
+    listing, then Ray Data's start and the actors' mean start-up (they work as each becomes ready)."""
+    if "ray_start" in stages:
+        return stages["walk"] + stages["ray_start"] + stages["load_model"] / actors
+    return stages["walk"] + stages["load_model"]
+
+
 def spread(values):
     return {"median": round(median(values), 3), "min": round(min(values), 3), "max": round(max(values), 3),
             "runs": [round(v, 3) for v in values]}
@@ -101,7 +111,9 @@ def main(argv=None):
             for name in ("local", "ray") if round_ % 2 == 0 else ("ray", "local"):
                 index = os.path.join(args.workdir, f"index-{name}-{n}")
                 summary, extra = run_build(name, folders[n], index, common, args.nodes)
+                startup = start_up(summary.stages, args.nodes if name == "ray" else 1)
                 runs[name, n].append({"images_per_second": summary.images_per_second, "seconds": summary.seconds,
+                                      "start_up": startup, "after_start_up": n / (summary.seconds - startup),
                                       "stages": {**summary.stages, **extra}, "load_average": os.getloadavg()[0]})
     out = {"machine": machine(), "photos": args.photos, "rounds": args.rounds, "model": args.model,
            "size": args.size, "nodes": args.nodes, "by_count": {}}
@@ -114,6 +126,11 @@ def main(argv=None):
             "local_images_per_second": spread([r["images_per_second"] for r in local]),
             "ray_images_per_second": spread([r["images_per_second"] for r in ray]),
             "ratio_ray_to_local": spread([r["images_per_second"] / l["images_per_second"] for r, l in zip(ray, local)]),
+            "local_after_start_up": spread([r["after_start_up"] for r in local]),
+            "ray_after_start_up": spread([r["after_start_up"] for r in ray]),
+            "ratio_after_start_up": spread([r["after_start_up"] / l["after_start_up"] for r, l in zip(ray, local)]),
+            "local_start_up": spread([r["start_up"] for r in local]),
+            "ray_start_up": spread([r["start_up"] for r in ray]),
             "local_seconds": spread(seconds["local"][n]),
             "ray_seconds": spread(seconds["ray"][n]),
             "local_load_model": spread([r["stages"]["load_model"] for r in local]),
