@@ -80,6 +80,24 @@ def slope(seconds_by_count):
     return per_image, t1 - n1 * per_image
 
 
+def steady_state(seconds):
+    """Each build's marginal images/s and fixed seconds by the slope of ``seconds`` (``{build: {count:
+    [seconds]}}``), their ratio, and the photo count where the overall ratio reaches :data:`TARGET`;
+    None with one count, or when the noise outweighs the extra photos' time."""
+    if len(seconds["local"]) < 2:
+        return None
+    (local_per_image, local_fixed), (ray_per_image, ray_fixed) = slope(seconds["local"]), slope(seconds["ray"])
+    if min(local_per_image, ray_per_image) <= 0:
+        return None
+    # TARGET = (local_fixed + n * local_per_image) / (ray_fixed + n * ray_per_image), solved for n
+    gain = local_per_image - TARGET * ray_per_image
+    return {"local_images_per_second": round(1 / local_per_image, 2),
+            "ray_images_per_second": round(1 / ray_per_image, 2),
+            "ratio_ray_to_local": round(local_per_image / ray_per_image, 3),
+            "local_fixed_seconds": round(local_fixed, 2), "ray_fixed_seconds": round(ray_fixed, 2),
+            f"photos_for_ratio_{TARGET}": max(0, round((TARGET * ray_fixed - local_fixed) / gain)) if gain > 0 else None}
+
+
 def agreement(a_path, b_path):
     from search.store.bundle import Bundle
 
@@ -140,17 +158,7 @@ def main(argv=None):
             "load_average": spread([r["load_average"] for r in local + ray]),
             **agreement(os.path.join(args.workdir, f"index-local-{n}"), os.path.join(args.workdir, f"index-ray-{n}")),
         }
-    if len(args.photos) > 1:
-        (local_per_image, local_fixed), (ray_per_image, ray_fixed) = slope(seconds["local"]), slope(seconds["ray"])
-        steady = {"local_images_per_second": round(1 / local_per_image, 2),
-                  "ray_images_per_second": round(1 / ray_per_image, 2),
-                  "ratio_ray_to_local": round(local_per_image / ray_per_image, 3),
-                  "local_fixed_seconds": round(local_fixed, 2), "ray_fixed_seconds": round(ray_fixed, 2)}
-        # TARGET = (local_fixed + n * local_per_image) / (ray_fixed + n * ray_per_image), solved for n
-        gain = local_per_image - TARGET * ray_per_image
-        steady[f"photos_for_ratio_{TARGET}"] = (
-            max(0, round((TARGET * ray_fixed - local_fixed) / gain)) if gain > 0 else None)
-        out["slope"] = steady
+    out["slope"] = steady_state(seconds)
     emit(out)
 
 
