@@ -230,3 +230,23 @@ def test_on_disk_index_build_serves_like_an_exact_scan(ray_build, many_photos, t
     before = {r.path: r.id for r in bundle.metadata.all()}
     assert {r.path: r.id for r in again.metadata.all() if r.path in before} == before
     np.testing.assert_array_equal(np.asarray(again.vectors)[:ONDISK_PHOTOS], vectors)
+
+
+def test_summary_times_the_actor_pool(first):
+    """The Ray build reports its start-up apart from the embedding (benchmarks/bench_ray.py reads these)."""
+    stages = first[2].stages
+    assert 0 < stages["ray_start"] <= stages["ray_pool_ready"] <= stages["ray_embed"]
+    assert stages["load_model"] > 0 and stages["ray_idle"] >= 0 and 0 <= stages["ray_tail"] <= stages["ray_embed"]
+
+
+def test_pool_stages_from_the_groups_timeline():
+    from indexer.cluster.actors import pool_stages
+
+    # actor a: made at 10, ready at 15, groups 15.5-17.5 and 18-20; actor b: made at 11, ready 17, one group 17-21
+    groups = [{"actor": np.array(["a", "b"]), "created": np.array([10.0, 11.0]), "ready": np.array([15.0, 17.0]),
+               "started": np.array([18.0, 17.0]), "finished": np.array([20.0, 21.0])},
+              {"actor": np.array(["a"]), "created": np.array([10.0]), "ready": np.array([15.0]),
+               "started": np.array([15.5]), "finished": np.array([17.5])}]
+    assert pool_stages(groups, start=9.0) == {"ray_start": 1.0, "load_model": 11.0, "ray_pool_ready": 8.0,
+                                              "ray_idle": 1.0, "ray_tail": 1.0}
+    assert pool_stages([], start=9.0) == {}

@@ -16,6 +16,7 @@ import json
 import math
 import os
 import sys
+import time
 from dataclasses import asdict
 
 import numpy as np
@@ -29,14 +30,15 @@ from ..errors import BuildError
 from ..executors.local import Embedding
 from ..stages.batch import Skipped
 from . import session
-from .actors import EmbedGroups
+from .actors import TIMELINE, EmbedGroups, pool_stages
 from .listing import list_photos
 from .shards import COLUMNS, HAS_VECTOR, ShardStore, group_files, group_key
 
 SHARDS_FOLDER = "shards"  # under the bundle's checkpoint folder, unless --shards says otherwise
 ACTOR_CPUS = 0.5  # per CPU actor, which runs one torch thread per whole CPU it is given
 CPUS_PER_ACTOR = 1  # CPUs of the cluster per CPU actor
-GROUP = 64  # files per group, about; --batch-size when given
+GROUP = 64  # files per group on GPU actors, about; --batch-size when given
+CPU_GROUP = 16  # on CPU actors, where a group takes seconds: small groups keep every actor busy to the end
 
 
 def list_on_ray(config, times):
@@ -56,16 +58,20 @@ def embed_on_ray(job, files, times):
     ray = times.call("ray_connect", session.connect, job.config.ray)
     shards = shards_url(job.config)
     store = ShardStore(shards)
-    groups = group_files(files, job.config.batch_size or GROUP)
+    gpus = _gpus(ray, job)
+    groups = group_files(files, job.config.batch_size or (GROUP if gpus else CPU_GROUP))
     keys = [group_key(job.model, g) for g in groups]
-    rows = [{"key": k, "files": json.dumps([asdict(p) for p in g])} for k, g in zip(keys, groups)]
+    # the largest groups first: the job ends on small ones, so no actor is left working alone on a large one
+    # (Ray Data queues a second group on each busy actor, which then is a small one)
+    rows = [{"key": keys[i], "files": json.dumps([asdict(p) for p in groups[i]])}
+            for i in sorted(range(len(groups)), key=lambda i: -len(groups[i]))]
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False  # the build's one bar below counts the files
     context.print_on_execution_start = False
-    compute, resources = _pool(ray, job, len(groups))
+    compute, resources = _pool(ray, gpus, len(groups))
     results = ray.data.from_items(rows, override_num_blocks=len(rows)).map_batches(
         EmbedGroups, fn_constructor_args=(job, shards), batch_size=1, compute=compute, **resources)
-    out = Embedding(None)
+    out, timeline, start = Embedding(None), [], time.time()
     with times.timed("ray_embed"), tqdm(total=len(files), unit="img", disable=not job.progress, file=sys.stderr,
                                         smoothing=0.1) as bar:
         for batch in results.iter_batches(batch_size=None, batch_format="numpy"):
@@ -74,19 +80,24 @@ def embed_on_ray(job, files, times):
             times.add("decode", float(batch["decode_seconds"].sum()))
             times.add("embed", float(batch["embed_seconds"].sum()))
             bar.update(int(batch["files"].sum()))
+            timeline.append({name: batch[name] for name in TIMELINE})
+    times.merge(pool_stages(timeline, start))
     with times.timed("read_shards"):
         _collect(store, keys, groups, out, vectors=job.config.index_type != ONDISK)
     return out
 
 
-def _pool(ray, job, groups):
+def _gpus(ray, job):
+    """The cluster's GPUs to embed on: none when the build asks for the CPU."""
+    return 0 if job.model.device == "cpu" else int(ray.cluster_resources().get("GPU", 0))
+
+
+def _pool(ray, gpus, groups):
     """``(ActorPoolStrategy, map_batches resources)``: an actor per GPU, else per CPU of the cluster,
     but no more than ``groups``."""
-    cluster = ray.cluster_resources()
-    gpus = int(cluster.get("GPU", 0))
-    if gpus and job.model.device != "cpu":
+    if gpus:
         return ray.data.ActorPoolStrategy(size=min(gpus, groups)), {"num_gpus": 1, "num_cpus": 1}
-    actors = max(1, min(groups, math.floor(cluster.get("CPU", 1) / CPUS_PER_ACTOR)))
+    actors = max(1, min(groups, math.floor(ray.cluster_resources().get("CPU", 1) / CPUS_PER_ACTOR)))
     return ray.data.ActorPoolStrategy(size=actors), {"num_cpus": ACTOR_CPUS}
 
 
