@@ -1,8 +1,8 @@
 """The precision the encoder computes in, and the fidelity guard that keeps a reduced one honest.
 
 - ``fp32``: the reference.
-- ``int8``: every projection dynamically quantised, each activation row on its own scale
-  (``search.encoding.int8``), so a vector does not depend on its batch; CPUs only.
+- ``int8``: every projection of the image tower dynamically quantised, each activation row on its own
+  scale (``search.encoding.int8``), so a vector does not depend on its batch; texts in fp32; CPUs only.
 - ``bf16``: weights and activations in bfloat16; fast only where the CPU has bf16 instructions.
 - ``fp16``: CUDA only, open_clip's own half precision (what CUDA always ran in before this setting).
 - ``auto``: ``fp16`` on CUDA; ``int8`` on a CPU (or ``bf16`` where the CPU has bf16 instructions and
@@ -128,9 +128,12 @@ def _seconds(encoder, images, repeats=2):
 
 
 def _int8(model):
+    """The image tower in int8; the text tower stays fp32: a query is one short text, cheap either way, and in
+    int8 its vector moved enough to reorder near-tied results (``benchmarks/RESULTS.md``, "CPU int8 per row")."""
     from .int8 import quantize
 
-    return quantize(model)
+    quantize(model.visual)
+    return model
 
 
 def _bf16(model):
