@@ -142,14 +142,33 @@ def text_queries(encoders, args):
             "ratio_p50_fp32_to_auto": round(float(np.median(seconds["fp32"]) / np.median(seconds["auto"])), 2),
             "lowest_query_cosine_to_fp32": round(float(np.sum(queries["auto"] * queries["fp32"], axis=1).min()), 5),
             "same_top_10_over_vectors": same_top(collection, collection, queries),
+            "agreement_over_vectors": agreement(collection, collection, queries),
             "queries_by_precision": queries}
 
 
 def same_top(auto_vectors, fp32_vectors, queries, k=10):
     """Share of queries whose top ``k`` (as a set) is the same with auto's vectors and queries as with fp32's."""
+    return agreement(auto_vectors, fp32_vectors, queries, k)["same_top"]
+
+
+def agreement(auto_vectors, fp32_vectors, queries, k=10):
+    """Top-``k`` agreement of auto with fp32: the share of queries with the same set, the mean overlap, and for
+    the queries that differ how near a tie it was: fp32's gap between its ``k``-th and ``k+1``-th scores, and
+    how far below fp32's ``k``-th score (in fp32's scores) auto's lowest pick falls."""
     _, auto_ids = exact_top_k(auto_vectors, queries["auto"], k)
-    _, fp32_ids = exact_top_k(fp32_vectors, queries["fp32"], k)
-    return round(float(np.mean([set(a) == set(f) for a, f in zip(auto_ids, fp32_ids)])), 3)
+    fp32_scores, fp32_ids = exact_top_k(fp32_vectors, queries["fp32"], k + 1)
+    same, overlap, gaps, shortfalls = [], [], [], []
+    for q, (a, f) in enumerate(zip(auto_ids, fp32_ids)):
+        common = len(set(a) & set(f[:k]))
+        same.append(common == k)
+        overlap.append(common / k)
+        if common < k:
+            gaps.append(float(fp32_scores[q, k - 1] - fp32_scores[q, k]))
+            shortfalls.append(float(fp32_scores[q, k - 1] - np.min(fp32_vectors[a] @ queries["fp32"][q])))
+    near = {"fp32_gap_k_to_k1_median": round(float(np.median(gaps)), 5),
+            "auto_pick_below_fp32_kth_max": round(max(shortfalls), 5)} if gaps else {}
+    return {"same_top": round(float(np.mean(same)), 3), f"overlap_at_{k}": round(float(np.mean(overlap)), 4),
+            "differing_queries": near}
 
 
 def builds(args, checkpoint):

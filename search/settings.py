@@ -243,6 +243,7 @@ FOLLOW_LINKS = Setting(
     "follow_links", False, "follow symlinked folders that point outside the photo folder (by default only links "
     "whose target stays inside it are followed); the indexer and the service must agree", kind=bool)
 PRECISION = Setting(
-    "precision", "auto", "what the encoder computes in: `auto` is `fp16` on CUDA, else `fp32`; `int8` (about 1.7x "
-    "faster on a CPU, its vectors depending slightly on the batch) and `bf16` are opt-in; a reduced CPU precision that strays from `fp32` on probe inputs falls "
-    "back to `fp32` and says so (README: \"Encoder precision\")", choices=PRECISIONS, check=check_precision)
+    "precision", "auto", "what the encoder computes in: `auto` is `fp16` on CUDA, else `int8` (`bf16` where the CPU "
+    "has bf16 instructions and it is faster), and an existing bundle's own precision; a reduced CPU precision that "
+    "strays from `fp32` on probe inputs falls back to `fp32` and says so (README: \"Encoder precision\")",
+    choices=PRECISIONS, check=check_precision)

@@ -1,20 +1,26 @@
-"""An open_clip model with its matmuls in int8: dynamic quantisation of every projection.
+"""An open_clip model with its matmuls in int8: per-row dynamic quantisation of every projection.
 
-Weights are quantised once, per output channel; activations are quantised
-at run time, per call (one scale per tensor), so nothing needs calibrating. The kernels are torch's own
-quantised CPU kernels (fbgemm, or oneDNN on x86 since torch 2.0), reached
-through ``torch.ao.nn.quantized.dynamic.Linear``. torch marks
-``torch.ao.quantization`` deprecated in favour of torchao, but torchao's CPU
-path for the same scheme (``Int8DynamicActivationInt8WeightConfig``) ran
-slower than float32 in eager mode here, as it targets GPUs and
-``torch.compile`` (``benchmarks/RESULTS.md``, "Encoder precision"); these
-kernels are the ones that make a CPU faster, and they ship with torch.
+Weights are quantised once, per output channel. Activations are quantised
+at run time, each row (each token) on its own scale, so nothing needs
+calibrating and a row's result does not depend on the rows beside it: a
+photo's vector is the same in any batch, as a build that resumes, or
+re-embeds a few files, needs.
 
-``torch.ao.quantization.quantize_dynamic`` alone would leave out attention's
-projections: ``nn.MultiheadAttention`` keeps its input projection as a bare
-parameter, and its output projection is a Linear subclass that the function
-skips. They hold a third of a ViT's matmuls, so :class:`Int8Attention` takes
-their place.
+The kernel is torch's fused dynamic int8 Linear (``quantized::linear_dynamic``:
+fbgemm, quantisation, an int32-accumulated product and the float output in
+one call). It takes one activation scale per call, from the call's range; so
+each row is first divided by its largest magnitude, and a sentinel row that
+spans the whole range is appended, which makes that range, hence the scale,
+the same in every call; the output rows are multiplied back. Torch marks
+these quantised kernels deprecated in favour of torchao, whose CPU path ran
+slower than float32 in eager mode here; ``torch._int_mm`` with the scaling
+done in separate float passes was exact per row too but no faster than
+float32 on 2 busy cores (``benchmarks/RESULTS.md``, "CPU int8 per row").
+
+``nn.MultiheadAttention`` keeps its input projection as a bare parameter and
+calls it through ``F.multi_head_attention_forward``, so :class:`Int8Attention`
+takes its place to reach both of its projections: they hold a third of a
+ViT's matmuls.
 """
 
 import warnings
@@ -22,38 +28,64 @@ import warnings
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
+
+# fbgemm quantises activations to 0..127 (``reduce_range``: pairs of u8 x s8 products cannot saturate int16 on
+# CPUs without VNNI). With the range [-64/63, 1] the scale is 1/63 and the zero point exactly 64: rows scaled
+# into [-1, 1] get 63 steps a side.
+_LOW, _HIGH = -64 / 63, 1.0
+_SHRINK = 1 - 1e-6  # keeps a row's largest magnitude, after rounding, inside [-1, 1]
 
 
 def quantize(model):
     """``model`` (changed in place, and returned) with every Linear and attention projection in int8."""
-    with warnings.catch_warnings():
-        # torch announces the deprecation of its quantised tensors on every conversion; the kernels
-        # are what this module is for (see above).
-        warnings.simplefilter("ignore", UserWarning)
-        warnings.simplefilter("ignore", DeprecationWarning)
-        for parent in list(model.modules()):
-            for name, child in list(parent.named_children()):
-                if type(child) is nn.MultiheadAttention and Int8Attention.supports(child):
-                    setattr(parent, name, Int8Attention(child))
-                elif type(child) is nn.Linear:
-                    setattr(parent, name, int8_linear(child.weight, child.bias))
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if type(child) is nn.MultiheadAttention and Int8Attention.supports(child):
+                setattr(parent, name, Int8Attention(child))
+            elif type(child) is nn.Linear:
+                setattr(parent, name, Int8Linear(child.weight, child.bias))
     return model
 
 
-def int8_linear(weight, bias):
-    """A dynamic-quantised Linear of a float ``weight`` (out x in) and ``bias``."""
-    linear = nn.Linear(weight.shape[1], weight.shape[0], bias=bias is not None)
-    linear.weight.data = weight.detach().float()
-    if bias is not None:
-        linear.bias.data = bias.detach().float()
-    # one scale per output channel: closer to float32 than one per tensor (text vectors above all), as fast
-    linear.qconfig = torch.ao.quantization.per_channel_dynamic_qconfig
-    out = DynamicLinear.from_float(linear)
+class Int8Linear(nn.Module):
+    """``y = x W^T + b`` with ``W`` in int8 per output channel and each row of ``x`` in int8 on its own scale."""
+
     # open_clip reads a block's weight dtype (ResidualAttentionBlock.get_weight_dtype) to cast text inputs;
     # a quantised layer tells it through this attribute, as bitsandbytes' int8 layers do.
-    out.int8_original_dtype = torch.float32
-    return out
+    int8_original_dtype = torch.float32
+
+    def __init__(self, weight, bias):
+        super().__init__()
+        weight = weight.detach().float()
+        self.out_features, self.in_features = weight.shape
+        scale = weight.abs().amax(dim=1).clamp_min(1e-12) / 127
+        with warnings.catch_warnings():
+            # torch announces the deprecation of its quantised tensors at every conversion (see above)
+            warnings.simplefilter("ignore", UserWarning)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            qweight = torch.quantize_per_channel(weight, scale.double(), torch.zeros_like(scale, dtype=torch.long),
+                                                 0, torch.qint8)
+            self._packed = torch.ops.quantized.linear_prepack(qweight, None)
+        self.register_buffer("bias", None if bias is None else bias.detach().float().clone())
+        sentinel = torch.zeros(self.in_features)
+        sentinel[0], sentinel[-1] = _LOW, _HIGH
+        self.register_buffer("sentinel", sentinel)
+
+    def forward(self, x):
+        shape = x.shape
+        x = x.reshape(-1, self.in_features).float()
+        rows = x.shape[0]
+        low, high = torch.aminmax(x, dim=-1, keepdim=True)
+        magnitude = torch.maximum(high, low.neg_()).clamp_min_(1e-30)
+        scaled = torch.empty(rows + 1, self.in_features)
+        torch.mul(x, magnitude.reciprocal().mul_(_SHRINK), out=scaled[:rows])
+        scaled[rows] = self.sentinel
+        out = torch.ops.quantized.linear_dynamic(scaled, self._packed, True)[:rows]
+        out = out.mul_(magnitude) if self.bias is None else torch.addcmul(self.bias, out, magnitude, out=out)
+        return out.view(*shape[:-1], self.out_features)
+
+    def extra_repr(self):
+        return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
 
 
 class Int8Attention(nn.MultiheadAttention):
@@ -68,8 +100,8 @@ class Int8Attention(nn.MultiheadAttention):
         self._qkv_same_embed_dim = True
         self.in_proj_weight = self.in_proj_bias = self.bias_k = self.bias_v = None
         self.add_zero_attn = False
-        self.in_proj = int8_linear(attn.in_proj_weight, attn.in_proj_bias)
-        self.out_proj = int8_linear(attn.out_proj.weight, attn.out_proj.bias)
+        self.in_proj = Int8Linear(attn.in_proj_weight, attn.in_proj_bias)
+        self.out_proj = Int8Linear(attn.out_proj.weight, attn.out_proj.bias)
 
     @staticmethod
     def supports(attn):

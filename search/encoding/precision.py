@@ -1,13 +1,12 @@
 """The precision the encoder computes in, and the fidelity guard that keeps a reduced one honest.
 
 - ``fp32``: the reference.
-- ``int8``: every projection dynamically quantised (``search.encoding.int8``); CPUs only.
+- ``int8``: every projection of the image tower dynamically quantised, each activation row on its own
+  scale (``search.encoding.int8``), so a vector does not depend on its batch; texts in fp32; CPUs only.
 - ``bf16``: weights and activations in bfloat16; fast only where the CPU has bf16 instructions.
 - ``fp16``: CUDA only, open_clip's own half precision (what CUDA always ran in before this setting).
-- ``auto``: ``fp16`` on CUDA, ``fp32`` on a CPU. Not int8: its activations get one scale per
-  call, so a photo's vector depends a little on the other photos of its batch, and a build that
-  resumes, or re-embeds one file, would not give the vectors a build in one go gives
-  (tests/test_precision.py shows it). int8 and bf16 are there to ask for.
+- ``auto``: ``fp16`` on CUDA; ``int8`` on a CPU (or ``bf16`` where the CPU has bf16 instructions and
+  encodes the probes faster), guarded.
 
 A reduced CPU precision is checked at load against float32 on probe inputs
 (seeded generated images and a few texts, through the encoder's own text
@@ -46,7 +45,7 @@ def resolve_precision(precision, device):
     check_precision(precision)
     cuda = str(device).startswith("cuda")
     if precision == "auto":
-        return "fp16" if cuda else "fp32"
+        return "fp16" if cuda else "int8"
     if precision == "int8" and cuda:
         raise InvalidArgumentError("--precision int8 runs on CPUs only; on CUDA use fp16, bf16 or fp32")
     if precision == "fp16" and not cuda:
@@ -129,9 +128,12 @@ def _seconds(encoder, images, repeats=2):
 
 
 def _int8(model):
+    """The image tower in int8; the text tower stays fp32: a query is one short text, cheap either way, and in
+    int8 its vector moved enough to reorder near-tied results (``benchmarks/RESULTS.md``, "CPU int8 per row")."""
     from .int8 import quantize
 
-    return quantize(model)
+    quantize(model.visual)
+    return model
 
 
 def _bf16(model):
