@@ -57,9 +57,13 @@ def load_ids(path, mapped=False):
     if not mapped:
         return np.load(path)
     ids = np.load(path, mmap_mode="r")
-    if len(ids) and int(ids[-1]) - int(ids[0]) == len(ids) - 1:  # sorted and unique: dense
-        return IdRange(int(ids[0]), len(ids))
-    return ids
+    first = dense_first(ids)
+    return ids if first is None else IdRange(first, len(ids))
+
+
+def dense_first(ids):
+    """The first of ``ids`` (sorted and unique) when they run first..first+n-1, as a fresh build's do, else None."""
+    return int(ids[0]) if len(ids) and int(ids[-1]) - int(ids[0]) == len(ids) - 1 else None
 
 
 class IdRange:
@@ -97,9 +101,7 @@ class Bundle:
         self.path = path
         self.manifest = manifest
         self.ids = ids
-        # sorted and unique; when they run first..first+n-1, as a fresh build's do, a row is an offset
-        dense = len(ids) > 0 and int(ids[-1]) - int(ids[0]) == len(ids) - 1
-        self._first_id = int(ids[0]) if dense else None
+        self._first_id = dense_first(ids)  # not None: a row is an offset from it
         self.vectors = vectors
         self.index = index
         self.metadata = metadata
